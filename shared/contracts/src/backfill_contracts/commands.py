@@ -1,0 +1,99 @@
+"""Commands: what a client asks a worker pool to do, on the stream `cmd.<source>`."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from backfill_contracts.bars import BarSize
+from backfill_contracts.message import Message
+from backfill_contracts.sources import OPTIONS_BY_SOURCE, known_sources, parse_options
+
+SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9.^=_-]{1,32}$")
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes (and bare dates) are UTC; aware ones are converted to UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class BarRequest(BaseModel):
+    """What to collect: the fields shared by the API request and the CollectBars command.
+
+    `start` is inclusive and `end` exclusive; naive datetimes and plain dates are UTC.
+    """
+
+    source: str
+    symbol: str
+    bar_size: BarSize
+    start: datetime
+    end: datetime
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("start", "end", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)
+
+    @field_validator("source")
+    @classmethod
+    def _source_known(cls, value: str) -> str:
+        if value not in OPTIONS_BY_SOURCE:
+            raise ValueError(f"unknown source {value!r}; known sources: {known_sources()}")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options_for_source(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        source = info.data.get("source")
+        if source is None:  # the source itself was invalid and is reported on its own
+            return value
+        return parse_options(source, value).model_dump()
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_shape(cls, value: str) -> str:
+        if not SYMBOL_PATTERN.match(value):
+            raise ValueError("symbol must be 1 to 32 characters of A-Z a-z 0-9 . ^ = _ -")
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> BarRequest:
+        if self.start >= self.end:
+            raise ValueError("start must be before end (start is inclusive, end exclusive)")
+        return self
+
+
+class CollectBars(Message, BarRequest):
+    """Collect one symbol's bars over a range. Published once per job."""
+
+    type: Literal["collect_bars"] = "collect_bars"
+    job_id: str = Field(min_length=1, max_length=64)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+
+
+class CancelJob(Message):
+    """Ask for a job to stop: a queued job never starts, a running one stops between chunks."""
+
+    type: Literal["cancel_job"] = "cancel_job"
+    job_id: str = Field(min_length=1, max_length=64)
+    reason: str = "cancelled by request"
+
+
+Command = Annotated[CollectBars | CancelJob, Field(discriminator="type")]
+COMMAND_ADAPTER: TypeAdapter[CollectBars | CancelJob] = TypeAdapter(Command)
+
+
+def parse_command(raw: bytes | str) -> CollectBars | CancelJob:
+    """Decode a command from its JSON body; raises pydantic.ValidationError with the reasons."""
+    return COMMAND_ADAPTER.validate_json(raw)

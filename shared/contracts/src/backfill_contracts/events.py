@@ -1,0 +1,154 @@
+"""Events: the append-only log (`events` stream) that the projector folds into tables.
+
+Every job event carries the job id, the attempt it belongs to and a per-job `seq`, so the history
+of a job reads in order even when several workers took part in it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from backfill_contracts.bars import BarBatch, BarSize
+from backfill_contracts.message import Message
+from backfill_contracts.outcomes import Outcome
+
+
+class ChunkSpec(BaseModel):
+    """One request to the source: bars with start <= ts < end."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0)
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class JobEvent(Message):
+    job_id: str
+    attempt: int = Field(default=1, ge=1)
+    seq: int = Field(default=0, ge=0)
+
+
+class JobSubmitted(JobEvent):
+    """The job exists: recorded as queued the moment a client's request was accepted."""
+
+    type: Literal["job.submitted"] = "job.submitted"
+    source: str
+    symbol: str
+    bar_size: BarSize
+    start: AwareDatetime
+    end: AwareDatetime
+    options: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+class JobStarted(JobEvent):
+    """A worker took the job and planned it."""
+
+    type: Literal["job.started"] = "job.started"
+    worker_id: str
+    price_type: str
+    chunks: list[ChunkSpec]
+
+
+class ChunkCollected(JobEvent):
+    """A chunk came back from the source; `bars` may be empty when the window had no data."""
+
+    type: Literal["chunk.collected"] = "chunk.collected"
+    chunk: int = Field(ge=0)
+    source: str
+    symbol: str
+    bar_size: BarSize
+    price_type: str
+    bars: BarBatch
+
+    @property
+    def no_data(self) -> bool:
+        return len(self.bars) == 0
+
+
+class ChunkFailed(JobEvent):
+    """A chunk request failed; `will_retry` says whether the worker tries it again."""
+
+    type: Literal["chunk.failed"] = "chunk.failed"
+    chunk: int = Field(ge=0)
+    outcome: Outcome
+    message: str
+    will_retry: bool
+
+
+class JobRetrying(JobEvent):
+    """The worker waits `delay_s` before trying chunk `chunk` again (try number `next_try`)."""
+
+    type: Literal["job.retrying"] = "job.retrying"
+    chunk: int = Field(ge=0)
+    next_try: int = Field(ge=2)
+    delay_s: float = Field(ge=0)
+    outcome: Outcome
+
+
+class JobSucceeded(JobEvent):
+    type: Literal["job.succeeded"] = "job.succeeded"
+    chunks: int = Field(ge=0)
+    bars: int = Field(ge=0)
+
+
+class JobFailed(JobEvent):
+    type: Literal["job.failed"] = "job.failed"
+    outcome: Outcome
+    message: str
+    chunk: int | None = None
+
+
+class JobCancelled(JobEvent):
+    type: Literal["job.cancelled"] = "job.cancelled"
+    reason: str = "cancelled by request"
+
+
+class WorkerHeartbeat(Message):
+    """A worker is alive: sent on a timer and whenever its state changes."""
+
+    type: Literal["worker.heartbeat"] = "worker.heartbeat"
+    worker_id: str
+    source: str
+    host: str
+    pid: int
+    state: Literal["starting", "idle", "busy", "stopping", "stopped"]
+    current_job: str | None = None
+    started_at: datetime
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+TERMINAL_EVENT_TYPES = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
+
+Event = Annotated[
+    JobSubmitted
+    | JobStarted
+    | ChunkCollected
+    | ChunkFailed
+    | JobRetrying
+    | JobSucceeded
+    | JobFailed
+    | JobCancelled
+    | WorkerHeartbeat,
+    Field(discriminator="type"),
+]
+AnyJobEvent = (
+    JobSubmitted
+    | JobStarted
+    | ChunkCollected
+    | ChunkFailed
+    | JobRetrying
+    | JobSucceeded
+    | JobFailed
+    | JobCancelled
+)
+EVENT_ADAPTER: TypeAdapter[AnyJobEvent | WorkerHeartbeat] = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes | str) -> AnyJobEvent | WorkerHeartbeat:
+    """Decode an event from its JSON body; raises pydantic.ValidationError with the reasons."""
+    return EVENT_ADAPTER.validate_json(raw)
