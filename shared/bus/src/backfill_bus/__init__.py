@@ -1,0 +1,33 @@
+"""Redis Streams plumbing shared by every Backfill service: names, wire format, logs, commands."""
+
+from backfill_bus.cancellation import (
+    CancelResult,
+    cancel_reason,
+    request_cancel,
+    take_ownership,
+)
+from backfill_bus.codec import body_of, encode
+from backfill_bus.commands import CommandBus
+from backfill_bus.dead_letters import dead_letter
+from backfill_bus.event_log import EventLog
+from backfill_bus.groups import ensure_command_group, ensure_events_group, ensure_group
+from backfill_bus.names import EVENTS_GROUP, Names
+from backfill_bus.settings import RedisSettings
+
+__all__ = [
+    "EVENTS_GROUP",
+    "CancelResult",
+    "CommandBus",
+    "EventLog",
+    "Names",
+    "RedisSettings",
+    "body_of",
+    "cancel_reason",
+    "dead_letter",
+    "encode",
+    "ensure_command_group",
+    "ensure_events_group",
+    "ensure_group",
+    "request_cancel",
+    "take_ownership",
+]

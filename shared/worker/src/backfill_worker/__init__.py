@@ -1,5 +1,21 @@
 """The worker runtime shared by every source: consume commands, plan, fetch, publish events."""
 
+from backfill_worker.main import run_worker, serve
+from backfill_worker.retry import RetryPolicy
+from backfill_worker.runner import JobRunner
+from backfill_worker.settings import WorkerSettings
 from backfill_worker.source import FetchRequest, Plan, Source, SourceError
+from backfill_worker.worker import Worker
 
-__all__ = ["FetchRequest", "Plan", "Source", "SourceError"]
+__all__ = [
+    "FetchRequest",
+    "JobRunner",
+    "Plan",
+    "RetryPolicy",
+    "Source",
+    "SourceError",
+    "Worker",
+    "WorkerSettings",
+    "run_worker",
+    "serve",
+]

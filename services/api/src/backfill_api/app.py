@@ -1,0 +1,62 @@
+"""The API application: `create_app(settings)` is its composition root."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+
+from backfill_api.dependencies import Services
+from backfill_api.routes import bars, jobs, system
+from backfill_api.settings import ApiSettings
+from backfill_bus import CommandBus, Names
+from backfill_readmodel.engine import create_engine
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url)
+        engine = create_engine(settings.database_url)
+        producer = f"api@{socket.gethostname()}"
+        app.state.services = Services(
+            redis=redis,
+            engine=engine,
+            commands=CommandBus(redis, Names(settings.redis_namespace), producer),
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Backfill",
+        version="0.1.0",
+        summary="Historical market data collection that survives anything.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for module in (jobs, bars, system):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app
+
+
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    """422 with each reason as `loc` + `msg`, and without echoing the (maybe huge) input back."""
+    assert isinstance(error, RequestValidationError)
+    detail: list[dict[str, Any]] = [
+        {"loc": list(item.get("loc", ())), "msg": item.get("msg", ""), "type": item.get("type", "")}
+        for item in error.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

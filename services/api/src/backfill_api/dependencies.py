@@ -1,0 +1,34 @@
+"""The API's composition root: clients built once in the lifespan, handed to routes by type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backfill_bus import CommandBus
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    redis: Redis
+    engine: AsyncEngine
+    commands: CommandBus
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with get_services(request).engine.connect() as conn:
+        yield conn
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]

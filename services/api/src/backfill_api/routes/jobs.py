@@ -1,0 +1,117 @@
+"""Submitting, listing, inspecting and cancelling jobs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict
+
+from backfill_api.dependencies import ConnectionDep, ServicesDep
+from backfill_contracts import BarRequest
+from backfill_readmodel import queries
+from backfill_readmodel.views import ChunkView, JobEventView, JobPage, JobView
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+class JobRequest(BarRequest):
+    """A collection job. `start` is inclusive, `end` exclusive; dates without a zone are UTC."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "sim",
+                    "symbol": "AAPL",
+                    "bar_size": "1m",
+                    "start": "2024-01-01",
+                    "end": "2024-04-01",
+                    "options": {},
+                }
+            ]
+        },
+    )
+
+
+class Accepted(BaseModel):
+    job_id: str
+    status: Literal["queued"] = "queued"
+
+
+class CancelAccepted(BaseModel):
+    job_id: str
+    status: Literal["cancelled", "cancelling"]
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+async def submit_job(request: JobRequest, services: ServicesDep) -> Accepted:
+    """Accept a job: it is on the durable log as queued before this answers."""
+    command = await services.commands.submit(BarRequest(**request.model_dump()))
+    return Accepted(job_id=command.job_id)
+
+
+@router.get("", response_model=JobPage)
+async def list_jobs(
+    conn: ConnectionDep,
+    status_: str | None = Query(default=None, alias="status"),
+    source: str | None = None,
+    symbol: str | None = None,
+    limit: int = Query(default=50, ge=1, le=500),
+    cursor: str | None = None,
+) -> JobPage:
+    """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    filters = queries.JobFilter(status=status_, source=source, symbol=symbol)
+    try:
+        return await queries.list_jobs(conn, filters, limit=limit, cursor=cursor)
+    except queries.InvalidCursorError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+
+
+@router.get("/active", response_model=JobPage)
+async def active_jobs(
+    conn: ConnectionDep,
+    limit: int = Query(default=500, ge=1, le=5000),
+) -> JobPage:
+    """Jobs that are queued, running or retrying."""
+    return await queries.list_jobs(
+        conn, queries.JobFilter(), limit=limit, statuses=queries.ACTIVE_STATUSES
+    )
+
+
+async def _job_or_404(conn: ConnectionDep, job_id: str) -> JobView:
+    job = await queries.get_job(conn, job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    return job
+
+
+@router.get("/{job_id}", response_model=JobView)
+async def get_job(job_id: str, conn: ConnectionDep) -> JobView:
+    return await _job_or_404(conn, job_id)
+
+
+@router.get("/{job_id}/events", response_model=list[JobEventView])
+async def job_events(job_id: str, conn: ConnectionDep) -> list[JobEventView]:
+    """The job's history, in order."""
+    await _job_or_404(conn, job_id)
+    return await queries.job_events_of(conn, job_id)
+
+
+@router.get("/{job_id}/chunks", response_model=list[ChunkView])
+async def job_chunks(job_id: str, conn: ConnectionDep) -> list[ChunkView]:
+    """The job's chunk plan with each chunk's outcome."""
+    await _job_or_404(conn, job_id)
+    return await queries.job_chunks_of(conn, job_id)
+
+
+@router.post(
+    "/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=CancelAccepted
+)
+async def cancel_job(job_id: str, conn: ConnectionDep, services: ServicesDep) -> CancelAccepted:
+    """Cancel a job: a queued job is cancelled at once, a running one stops between chunks."""
+    job = await _job_or_404(conn, job_id)
+    if job.status in queries.TERMINAL_STATUSES:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already {job.status}")
+    return CancelAccepted(job_id=job_id, status=await services.commands.cancel(job_id))

@@ -1,0 +1,139 @@
+"""The projector: folds the `events` stream into the tables, batch by batch.
+
+Each batch is one transaction that writes the rows and the stream position together, then the
+entries are acked. A crash between commit and ack only means the next start re-reads entries the
+position already covers, and skips them. An entry that is not a valid event goes to the dlq and
+the position moves past it; a database error stops the projector loudly (its supervisor restarts
+it), because skipping it would leave the tables wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backfill_bus import EVENTS_GROUP, Names, body_of, dead_letter, ensure_events_group
+from backfill_contracts import AnyJobEvent, WorkerHeartbeat, parse_event
+from backfill_contracts.errors import describe_validation_error
+from backfill_projector import store
+from backfill_projector.fold import fold
+from backfill_projector.rows import Changes
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+CONSUMER = "projector"  # one projector: the single writer of the projections
+
+
+class Projector:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        redis: Redis,
+        names: Names,
+        batch_size: int = 500,
+        block_ms: int = 500,
+    ) -> None:
+        self.engine = engine
+        self.redis = redis
+        self.names = names
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self._read_pending_first = True
+
+    @property
+    def stream(self) -> str:
+        return self.names.events
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await ensure_events_group(self.redis, self.names)
+        log.info("projecting %s", self.stream)
+        while not stop.is_set():
+            await self.step()
+
+    async def step(self) -> int:
+        """Read one batch (waiting up to block_ms), fold it, ack it; returns how many entries."""
+        entries = await self._read()
+        if not entries:
+            return 0
+        async with self.engine.begin() as conn:
+            await self.apply(conn, entries, dead_letter_invalid=True)
+        await self.redis.xack(self.stream, EVENTS_GROUP, *[entry_id for entry_id, _ in entries])
+        return len(entries)
+
+    async def _read(self) -> list[Entry]:
+        # After a restart, entries read but not acked come first (">" would skip them).
+        start = "0" if self._read_pending_first else ">"
+        block = None if self._read_pending_first else self.block_ms
+        response = await self.redis.xreadgroup(
+            EVENTS_GROUP, CONSUMER, {self.stream: start}, count=self.batch_size, block=block
+        )
+        entries: list[Entry] = response[0][1] if response else []
+        if self._read_pending_first and not entries:
+            self._read_pending_first = False
+        return entries
+
+    async def apply(
+        self, conn: AsyncConnection, entries: Sequence[Entry], *, dead_letter_invalid: bool
+    ) -> None:
+        """Fold entries into the tables within the caller's transaction, position included."""
+        position = await store.read_position(conn, self.stream)
+        done = store.parse_entry_id(position) if position else (0, 0)
+        events: list[tuple[str, AnyJobEvent | WorkerHeartbeat]] = []
+        last_id = position
+        for raw_id, fields in entries:
+            entry_id = raw_id.decode()
+            if store.parse_entry_id(entry_id) <= done:
+                continue  # already folded: a redelivery after a crash, or a rebuild raced us
+            last_id = entry_id
+            try:
+                events.append((entry_id, parse_event(body_of(fields))))
+            except ValidationError as error:
+                if dead_letter_invalid:
+                    await self._dead_letter(entry_id, fields, describe_validation_error(error))
+        if last_id is None or last_id == position:
+            return
+        changes = Changes()
+        job_ids = {e.job_id for _, e in events if not isinstance(e, WorkerHeartbeat)}
+        worker_ids = {e.worker_id for _, e in events if isinstance(e, WorkerHeartbeat)}
+        await store.load(conn, changes, job_ids, worker_ids)
+        for entry_id, event in events:
+            fold(changes, entry_id, event)
+        await store.save(conn, changes)
+        await store.write_position(conn, self.stream, last_id)
+
+    async def _dead_letter(self, entry_id: str, fields: dict[bytes, bytes], reason: str) -> None:
+        log.warning("dead-lettering %s %s: %s", self.stream, entry_id, reason[:300])
+        await dead_letter(
+            self.redis,
+            self.names,
+            stream=self.stream,
+            entry_id=entry_id,
+            fields=fields,
+            reason=f"not a valid event: {reason}",
+        )
+
+    async def rebuild(self, page_size: int = 1000) -> int:
+        """Rebuild every projection from the retained log, in one transaction; returns entries read.
+
+        Readers see the old tables until the new ones are committed. Invalid entries were
+        dead-lettered when first met, so they are skipped here without a second copy.
+        """
+        count = 0
+        async with self.engine.begin() as conn:
+            await store.delete_all(conn)
+            start = "-"
+            while True:
+                page: list[Entry] = await self.redis.xrange(self.stream, min=start, count=page_size)
+                if not page:
+                    break
+                await self.apply(conn, page, dead_letter_invalid=False)
+                count += len(page)
+                start = "(" + page[-1][0].decode()
+        log.info("rebuilt projections from %d entries of %s", count, self.stream)
+        return count

@@ -1,0 +1,70 @@
+"""In-memory rows the fold works on; one dataclass per projection table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+FINISHED_CHUNK_STATUSES = frozenset({"done", "no_data"})
+
+
+@dataclass(slots=True)
+class JobRow:
+    job_id: str
+    source: str
+    symbol: str
+    bar_size: str
+    start: datetime
+    end: datetime
+    options: dict[str, Any]
+    idempotency_key: str | None
+    status: str
+    attempt: int
+    submitted_at: datetime
+    updated_at: datetime
+    last_seq: int
+    price_type: str | None = None
+    worker_id: str | None = None
+    chunks_total: int = 0
+    chunks_done: int = 0
+    bars_stored: int = 0
+    error_outcome: str | None = None
+    error_message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(slots=True)
+class ChunkRow:
+    job_id: str
+    chunk: int
+    start: datetime
+    end: datetime
+    status: str = "planned"
+    bars: int = 0
+    tries: int = 0
+    outcome: str | None = None
+    message: str | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_CHUNK_STATUSES
+
+
+@dataclass(slots=True)
+class Changes:
+    """Everything one batch of events does to the tables."""
+
+    jobs: dict[str, JobRow] = field(default_factory=dict)
+    chunks: dict[tuple[str, int], ChunkRow] = field(default_factory=dict)
+    job_events: list[dict[str, Any]] = field(default_factory=list)
+    bars: list[dict[str, Any]] = field(default_factory=list)
+    workers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dirty_jobs: set[str] = field(default_factory=set)
+    dirty_chunks: set[tuple[str, int]] = field(default_factory=set)

@@ -1,0 +1,110 @@
+"""Reading and writing projection rows; the only place the projector speaks SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, fields
+from typing import Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backfill_readmodel.tables import (
+    bars,
+    job_chunks,
+    job_events,
+    jobs,
+    projector_positions,
+    workers,
+)
+from backfill_projector.rows import Changes, ChunkRow, JobRow
+
+_JOB_FIELDS = [f.name for f in fields(JobRow)]
+_CHUNK_FIELDS = [f.name for f in fields(ChunkRow)]
+# Keep each statement under SQLite's and asyncpg's bound-parameter limits.
+_ROWS_PER_STATEMENT = 2000
+
+
+def parse_entry_id(entry_id: str) -> tuple[int, int]:
+    millis, _, counter = entry_id.partition("-")
+    return int(millis), int(counter or 0)
+
+
+async def read_position(conn: AsyncConnection, stream: str) -> str | None:
+    query = select(projector_positions.c.last_id).where(projector_positions.c.stream == stream)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # a rebuild and the live projector never interleave
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def write_position(conn: AsyncConnection, stream: str, last_id: str) -> None:
+    await upsert(conn, projector_positions, [{"stream": stream, "last_id": last_id}], ["stream"])
+
+
+async def load(conn: AsyncConnection, changes: Changes, job_ids: set[str], worker_ids: set[str]) -> None:
+    """Bring the rows a batch touches into memory."""
+    if job_ids:
+        rows = await conn.execute(select(jobs).where(jobs.c.job_id.in_(job_ids)))
+        for row in rows.mappings():
+            changes.jobs[row["job_id"]] = JobRow(**{name: row[name] for name in _JOB_FIELDS})
+        rows = await conn.execute(select(job_chunks).where(job_chunks.c.job_id.in_(job_ids)))
+        for row in rows.mappings():
+            chunk = ChunkRow(**{name: row[name] for name in _CHUNK_FIELDS})
+            changes.chunks[(chunk.job_id, chunk.chunk)] = chunk
+    if worker_ids:
+        rows = await conn.execute(select(workers).where(workers.c.worker_id.in_(worker_ids)))
+        for row in rows.mappings():
+            changes.workers[row["worker_id"]] = dict(row)
+
+
+async def save(conn: AsyncConnection, changes: Changes) -> None:
+    await upsert(conn, jobs, [asdict(changes.jobs[j]) for j in sorted(changes.dirty_jobs)], ["job_id"])
+    chunk_rows = [asdict(changes.chunks[key]) for key in sorted(changes.dirty_chunks)]
+    await upsert(conn, job_chunks, chunk_rows, ["job_id", "chunk"])
+    await insert_ignore(conn, job_events, changes.job_events, ["event_id"])
+    await upsert(conn, bars, _last_per_key(changes.bars), [c.name for c in bars.primary_key])
+    await upsert(conn, workers, list(changes.workers.values()), ["worker_id"])
+
+
+async def delete_all(conn: AsyncConnection) -> None:
+    for table in (bars, job_events, job_chunks, jobs, workers, projector_positions):
+        await conn.execute(table.delete())
+
+
+def _last_per_key(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per natural key (the latest), since one statement may not upsert a key twice."""
+    if not rows:
+        return rows
+    keyed = {(r["source"], r["symbol"], r["bar_size"], r["price_type"], r["ts"]): r for r in rows}
+    return list(keyed.values())
+
+
+def _insert(conn: AsyncConnection, table: Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+async def upsert(
+    conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], key: list[str]
+) -> None:
+    for batch in _batches(rows, table):
+        statement = _insert(conn, table)
+        updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
+        await conn.execute(statement.on_conflict_do_update(index_elements=key, set_=updates), batch)
+
+
+async def insert_ignore(
+    conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], key: list[str]
+) -> None:
+    for batch in _batches(rows, table):
+        statement = _insert(conn, table).on_conflict_do_nothing(index_elements=key)
+        await conn.execute(statement, batch)
+
+
+def _batches(rows: Sequence[dict[str, Any]], table: Table) -> Iterable[list[dict[str, Any]]]:
+    size = max(1, _ROWS_PER_STATEMENT // max(1, len(table.columns)))
+    for start in range(0, len(rows), size):
+        yield list(rows[start : start + size])
+
+

@@ -1,0 +1,102 @@
+"""The synthetic source: plans like a real one, returns deterministic bars, fails on request."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from backfill_contracts import (
+    BarBatch,
+    BarSize,
+    ChunkSpec,
+    CollectBars,
+    Outcome,
+    SimOptions,
+)
+from backfill_worker.source import FetchRequest, Plan, SourceError
+
+from backfill_sim import calendar
+from backfill_sim.prices import sim_bars
+
+INVALID_SYMBOL = "INVALID"  # the one symbol the sim refuses, to exercise the failure path
+PRICE_TYPE = "trades"
+# Years per chunk for the coarse bar sizes: about what one request to a real source returns.
+_YEARS_PER_CHUNK = {BarSize.D1: 1, BarSize.W1: 10, BarSize.MO1: 10}
+
+
+def _options(job: CollectBars) -> SimOptions:
+    try:
+        return SimOptions.model_validate(job.options)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise SourceError(Outcome.INVALID_REQUEST, f"invalid sim options: {error}") from error
+
+
+def _check_symbol(job: CollectBars) -> None:
+    if job.symbol == INVALID_SYMBOL:
+        message = f"unknown symbol {job.symbol!r}: the sim source has no such symbol"
+        raise SourceError(Outcome.INVALID_SYMBOL, message)
+
+
+def _intraday_windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """One window per trading day in range: the day's UTC date, clipped to the range."""
+    windows = []
+    for day in calendar.trading_days(start, end):
+        day_start = calendar.day_start(day)
+        windows.append((max(start, day_start), min(end, day_start + timedelta(days=1))))
+    return windows
+
+
+def _coarse_windows(
+    bar_size: BarSize, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Calendar-aligned blocks of years (a year, a decade), clipped, keeping those with bars.
+
+    Aligned to the calendar rather than to the job's start, so the same bars always fall in the
+    same block whatever range a job asks for.
+    """
+    years = _YEARS_PER_CHUNK[bar_size]
+    first = start.astimezone(UTC).year // years * years
+    windows = []
+    for year in range(first, end.astimezone(UTC).year + 1, years):
+        lo = max(start, datetime(year, 1, 1, tzinfo=UTC))
+        hi = min(end, datetime(year + years, 1, 1, tzinfo=UTC))
+        # A block holding no bar (say, a weekend's slice) would only fetch nothing.
+        if lo < hi and calendar.bar_timestamps(bar_size, lo, hi):
+            windows.append((lo, hi))
+    return windows
+
+
+class SimSource:
+    """The `sim` source: deterministic bars, with latency and transient faults on request."""
+
+    @property
+    def name(self) -> str:
+        return "sim"
+
+    async def plan(self, job: CollectBars) -> Plan:
+        _check_symbol(job)
+        _options(job)  # refuse bad options now rather than on every chunk
+        if job.bar_size.is_intraday:
+            windows = _intraday_windows(job.start, job.end)
+        else:
+            windows = _coarse_windows(job.bar_size, job.start, job.end)
+        chunks = [
+            ChunkSpec(index=index, start=lo, end=hi) for index, (lo, hi) in enumerate(windows)
+        ]
+        return Plan(price_type=PRICE_TYPE, chunks=chunks)
+
+    async def fetch(self, request: FetchRequest) -> BarBatch:
+        job, chunk = request.job, request.chunk
+        _check_symbol(job)
+        options = _options(job)
+        if options.latency_ms:
+            await asyncio.sleep(options.latency_ms / 1000)
+        every = options.fail_every
+        if every > 0 and (chunk.index + 1) % every == 0 and request.try_number == 1:
+            raise SourceError(
+                Outcome.UPSTREAM_ERROR,
+                f"chunk {chunk.index}: simulated transient failure (fail_every={every}); "
+                "the next try succeeds",
+            )
+        # In a thread: a day of 1s bars takes ~80 ms to build, long enough to stall heartbeats.
+        return await asyncio.to_thread(sim_bars, job.symbol, job.bar_size, chunk.start, chunk.end)

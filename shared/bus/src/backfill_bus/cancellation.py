@@ -1,0 +1,55 @@
+"""Cancelling jobs, and the ownership that makes "a queued job that is cancelled never starts" true.
+
+Two keys per job: `owner`, set once with SET NX by whoever gets there first (a worker starting the
+job, or a canceller while the job is still queued), and `cancel`, the flag a running worker checks
+between chunks. Whoever wins `owner` for a cancel emits the cancelled event; a worker that finds
+`owner` taken by a cancel never starts the job.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from backfill_bus.event_log import JOB_KEY_TTL_S, EventLog
+from backfill_bus.names import Names
+from backfill_contracts import JobCancelled
+
+CANCELLED_OWNER = b"cancelled"
+CancelResult = Literal["cancelled", "cancelling"]
+
+
+async def request_cancel(
+    redis: Redis, names: Names, events: EventLog, job_id: str, reason: str, attempt: int = 1
+) -> CancelResult:
+    """Cancel a job: at once if no worker has it yet, else between its chunks."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(names.job_key(job_id, "cancel"), reason.encode(), ex=JOB_KEY_TTL_S)
+        pipe.set(names.job_key(job_id, "owner"), CANCELLED_OWNER, nx=True, ex=JOB_KEY_TTL_S)
+        pipe.get(names.job_key(job_id, "owner"))
+        _, won, owner = await pipe.execute()
+    if won:
+        await events.emit(JobCancelled, job_id=job_id, attempt=attempt, reason=reason)
+        return "cancelled"
+    return "cancelled" if owner == CANCELLED_OWNER else "cancelling"
+
+
+async def cancel_reason(redis: Redis, names: Names, job_id: str) -> str | None:
+    """The reason given if someone asked to cancel the job, else None."""
+    value: bytes | None = await redis.get(names.job_key(job_id, "cancel"))
+    return None if value is None else value.decode(errors="replace")
+
+
+async def take_ownership(redis: Redis, names: Names, job_id: str, worker_id: str) -> bool:
+    """Claim a job for a worker; False when a cancel got there first and the job must not start.
+
+    A job redelivered after its worker died is owned by that worker's id: the new worker takes it.
+    """
+    key = names.job_key(job_id, "owner")
+    if await redis.set(key, worker_id.encode(), nx=True, ex=JOB_KEY_TTL_S):
+        return True
+    if await redis.get(key) == CANCELLED_OWNER:
+        return False
+    await redis.set(key, worker_id.encode(), ex=JOB_KEY_TTL_S)
+    return True

@@ -1,0 +1,32 @@
+"""The `dlq` stream: every entry we could not use, kept with the reason, never dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from redis.asyncio import Redis
+
+from backfill_bus.codec import body_of
+from backfill_bus.names import Names
+from backfill_contracts import utc_now
+
+
+async def dead_letter(
+    redis: Redis,
+    names: Names,
+    *,
+    stream: str,
+    entry_id: str,
+    fields: Mapping[bytes, bytes],
+    reason: str,
+) -> str:
+    """Copy an unusable entry to the dlq with why it was refused; returns the dlq entry id."""
+    entry: dict[str | bytes, bytes | str] = {
+        "reason": reason[:4000],
+        "stream": stream,
+        "entry_id": entry_id,
+        "dead_lettered_at": utc_now().isoformat(),
+        "payload": body_of(fields),
+    }
+    dlq_id: bytes = await redis.xadd(names.dlq, entry)
+    return dlq_id.decode()

@@ -1,0 +1,31 @@
+"""Stream and key names. A namespace prefix lets several deployments (or tests) share one Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENTS_GROUP = "projector"
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    namespace: str = ""
+
+    def command_stream(self, source: str) -> str:
+        return f"{self.namespace}cmd.{source}"
+
+    @staticmethod
+    def command_group(source: str) -> str:
+        return f"{source}-workers"
+
+    @property
+    def events(self) -> str:
+        return f"{self.namespace}events"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.namespace}dlq"
+
+    def job_key(self, job_id: str, what: str) -> str:
+        """Per-job coordination keys: `seq` (event counter), `owner`, `cancel`."""
+        return f"{self.namespace}job:{job_id}:{what}"

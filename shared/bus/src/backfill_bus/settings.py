@@ -1,0 +1,12 @@
+"""Settings every service that talks to Redis shares; each service adds its own on top."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RedisSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKFILL_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_namespace: str = ""

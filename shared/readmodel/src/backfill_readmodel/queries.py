@@ -1,0 +1,181 @@
+"""The one query layer over the projections, shared by the API and the console."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backfill_readmodel.tables import bars, job_chunks, job_events, jobs
+from backfill_readmodel.views import (
+    BarView,
+    ChunkView,
+    JobError,
+    JobEventView,
+    JobPage,
+    JobView,
+    Progress,
+    Stats,
+)
+
+ACTIVE_STATUSES = ("queued", "running", "retrying")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+class InvalidCursorError(ValueError):
+    """Raised when a list cursor was not produced by list_jobs (tampered or truncated)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    status: str | None = None
+    source: str | None = None
+    symbol: str | None = None
+
+
+def job_view(row: Mapping[str, Any]) -> JobView:
+    total, done = row["chunks_total"], row["chunks_done"]
+    if total:
+        percent = round(100.0 * done / total, 2)
+    else:
+        percent = 100.0 if row["status"] == "succeeded" else 0.0
+    error = None
+    if row["error_outcome"] or row["error_message"]:
+        error = JobError(outcome=row["error_outcome"], message=row["error_message"])
+    return JobView(
+        **{name: row[name] for name in JobView.model_fields if name in row},
+        progress=Progress(
+            chunks_done=done, chunks_total=total, bars_stored=row["bars_stored"], percent=percent
+        ),
+        error=error,
+    )
+
+
+async def get_job(conn: AsyncConnection, job_id: str) -> JobView | None:
+    row = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).mappings().first()
+    return None if row is None else job_view(row)
+
+
+def _encode_cursor(submitted_at: datetime, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{submitted_at.isoformat()}|{job_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        stamp, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(stamp), job_id
+    except ValueError as error:
+        raise InvalidCursorError("cursor is not one this API returned") from error
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    filters: JobFilter,
+    limit: int = 50,
+    cursor: str | None = None,
+    statuses: Sequence[str] | None = None,
+) -> JobPage:
+    """Newest first, paged by an opaque keyset cursor (stable while new jobs arrive)."""
+    query: Select[Any] = select(jobs)
+    conditions: list[ColumnElement[bool]] = []
+    if filters.status:
+        conditions.append(jobs.c.status == filters.status)
+    if statuses:
+        conditions.append(jobs.c.status.in_(statuses))
+    if filters.source:
+        conditions.append(jobs.c.source == filters.source)
+    if filters.symbol:
+        conditions.append(jobs.c.symbol == filters.symbol)
+    if cursor:
+        submitted_at, job_id = _decode_cursor(cursor)
+        conditions.append(tuple_(jobs.c.submitted_at, jobs.c.job_id) < (submitted_at, job_id))
+    query = query.where(*conditions).order_by(jobs.c.submitted_at.desc(), jobs.c.job_id.desc())
+    rows = (await conn.execute(query.limit(limit + 1))).mappings().all()
+    views = [job_view(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = views[-1]
+        next_cursor = _encode_cursor(last.submitted_at, last.job_id)
+    return JobPage(jobs=views, next_cursor=next_cursor)
+
+
+async def job_events_of(conn: AsyncConnection, job_id: str) -> list[JobEventView]:
+    query = (
+        select(job_events)
+        .where(job_events.c.job_id == job_id)
+        .order_by(job_events.c.seq, job_events.c.event_id)
+    )
+    return [JobEventView(**row) for row in (await conn.execute(query)).mappings()]
+
+
+async def job_chunks_of(conn: AsyncConnection, job_id: str) -> list[ChunkView]:
+    query = select(job_chunks).where(job_chunks.c.job_id == job_id).order_by(job_chunks.c.chunk)
+    return [ChunkView(**row) for row in (await conn.execute(query)).mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class BarQuery:
+    source: str
+    symbol: str
+    bar_size: str
+    price_type: str = "trades"
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def bars_select(q: BarQuery) -> Select[Any]:
+    query = select(
+        bars.c.ts, bars.c.open, bars.c.high, bars.c.low, bars.c.close, bars.c.volume
+    ).where(
+        bars.c.source == q.source,
+        bars.c.symbol == q.symbol,
+        bars.c.bar_size == q.bar_size,
+        bars.c.price_type == q.price_type,
+    )
+    if q.start is not None:
+        query = query.where(bars.c.ts >= q.start)
+    if q.end is not None:
+        query = query.where(bars.c.ts < q.end)
+    return query.order_by(bars.c.ts)
+
+
+async def bars_of(conn: AsyncConnection, q: BarQuery) -> list[BarView]:
+    return [BarView(**row) for row in (await conn.execute(bars_select(q))).mappings()]
+
+
+def _duration_seconds(conn: AsyncConnection) -> ColumnElement[Any]:
+    if conn.dialect.name == "sqlite":
+        return (func.julianday(jobs.c.finished_at) - func.julianday(jobs.c.started_at)) * 86400.0
+    return func.extract("epoch", jobs.c.finished_at - jobs.c.started_at)
+
+
+async def stats(conn: AsyncConnection) -> Stats:
+    """Success rate counts succeeded against failed; cancelled jobs were a user's choice."""
+    by_status: dict[str, int] = {}
+    by_source: dict[str, dict[str, int]] = {}
+    query = select(jobs.c.source, jobs.c.status, func.count()).group_by(jobs.c.source, jobs.c.status)
+    for source, status, count in (await conn.execute(query)).all():
+        by_status[status] = by_status.get(status, 0) + count
+        by_source.setdefault(source, {})[status] = count
+    succeeded, failed = by_status.get("succeeded", 0), by_status.get("failed", 0)
+    mean = (
+        await conn.execute(
+            select(func.avg(_duration_seconds(conn))).where(
+                jobs.c.status == "succeeded", jobs.c.started_at.is_not(None)
+            )
+        )
+    ).scalar_one_or_none()
+    bars_stored = (await conn.execute(select(func.count()).select_from(bars))).scalar_one()
+    return Stats(
+        jobs_total=sum(by_status.values()),
+        by_status=by_status,
+        by_source=by_source,
+        success_rate=round(succeeded / (succeeded + failed), 4) if succeeded + failed else None,
+        mean_duration_s=None if mean is None else round(float(mean), 3),
+        bars_stored=int(bars_stored),
+    )

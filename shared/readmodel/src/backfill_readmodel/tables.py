@@ -1,0 +1,129 @@
+"""The projections: tables the projector writes and the API and console read.
+
+Every row is a pure function of the event log, so rebuilding from the log gives identical tables:
+no server-side defaults, no clocks, only values carried by events.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from backfill_readmodel.types import UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("bar_size", String(8), nullable=False),
+    Column("start", UtcDateTime, nullable=False),
+    Column("end", UtcDateTime, nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("price_type", String(32)),
+    Column("worker_id", String(200)),
+    Column("chunks_total", Integer, nullable=False),
+    Column("chunks_done", Integer, nullable=False),
+    Column("bars_stored", BigInteger, nullable=False),
+    Column("error_outcome", String(32)),
+    Column("error_message", Text),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("last_seq", Integer, nullable=False),
+    Index(None, "submitted_at", "job_id"),
+    Index(None, "status", "submitted_at"),
+    Index(None, "source", "submitted_at"),
+    Index(None, "symbol", "submitted_at"),
+)
+
+job_chunks = Table(
+    "job_chunks",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("start", UtcDateTime, nullable=False),
+    Column("end", UtcDateTime, nullable=False),
+    # planned, done, no_data, retrying, failed
+    Column("status", String(16), nullable=False),
+    Column("bars", Integer, nullable=False),
+    Column("tries", Integer, nullable=False),
+    Column("outcome", String(32)),
+    Column("message", Text),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    # The stream entry id ("<ms>-<n>"): unique, ordered, and the same on every replay.
+    Column("event_id", String(40), primary_key=True),
+    Column("job_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("ts", UtcDateTime, nullable=False),
+    Column("producer", String(200), nullable=False),
+    Column("data", JSON, nullable=False),
+    Index(None, "job_id", "seq"),
+)
+
+bars = Table(
+    "bars",
+    metadata,
+    # The natural key: at-least-once delivery becomes exactly-once rows by upserting on it.
+    Column("source", String(32), primary_key=True),
+    Column("symbol", String(32), primary_key=True),
+    Column("bar_size", String(8), primary_key=True),
+    Column("price_type", String(32), primary_key=True),
+    Column("ts", UtcDateTime, primary_key=True),
+    Column("open", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("close", Float, nullable=False),
+    Column("volume", Float, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", String(200), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("current_job", String(64)),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("last_heartbeat", UtcDateTime, nullable=False),
+    Column("info", JSON, nullable=False),
+)
+
+projector_positions = Table(
+    "projector_positions",
+    metadata,
+    Column("stream", String(200), primary_key=True),
+    # The last event folded into the tables, committed in the same transaction as its rows.
+    Column("last_id", String(40), nullable=False),
+)

@@ -1,0 +1,84 @@
+"""What readers get back: the shapes the API serves and the console shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class Progress(BaseModel):
+    chunks_done: int
+    chunks_total: int
+    bars_stored: int
+    percent: float
+
+
+class JobError(BaseModel):
+    outcome: str | None
+    message: str | None
+
+
+class JobView(BaseModel):
+    job_id: str
+    source: str
+    symbol: str
+    bar_size: str
+    start: datetime
+    end: datetime
+    options: dict[str, Any]
+    status: str
+    attempt: int
+    price_type: str | None
+    worker_id: str | None
+    progress: Progress
+    error: JobError | None
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class JobPage(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None
+
+
+class JobEventView(BaseModel):
+    event_id: str
+    seq: int
+    attempt: int
+    type: str
+    ts: datetime
+    producer: str
+    data: dict[str, Any]
+
+
+class ChunkView(BaseModel):
+    chunk: int
+    start: datetime
+    end: datetime
+    status: str
+    bars: int
+    tries: int
+    outcome: str | None
+    message: str | None
+
+
+class BarView(BaseModel):
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class Stats(BaseModel):
+    jobs_total: int
+    by_status: dict[str, int]
+    by_source: dict[str, dict[str, int]]
+    success_rate: float | None
+    mean_duration_s: float | None
+    bars_stored: int

@@ -1,0 +1,65 @@
+"""Worker heartbeats: on a timer and on every state change, so nobody waits on a silent worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import datetime
+from typing import Literal
+
+from backfill_bus import EventLog
+from backfill_contracts import WorkerHeartbeat, utc_now
+
+log = logging.getLogger(__name__)
+WorkerState = Literal["starting", "idle", "busy", "stopping", "stopped"]
+
+
+class Heartbeat:
+    def __init__(self, events: EventLog, worker_id: str, source: str, interval_s: float) -> None:
+        self.events = events
+        self.worker_id = worker_id
+        self.source = source
+        self.interval_s = interval_s
+        self.started_at: datetime = utc_now()
+        self.state: WorkerState = "starting"
+        self.current_job: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def set(self, state: WorkerState, current_job: str | None = None) -> None:
+        self.state = state
+        self.current_job = current_job
+        await self.beat()
+
+    async def beat(self) -> None:
+        await self.events.append(
+            WorkerHeartbeat(
+                producer=self.worker_id,
+                worker_id=self.worker_id,
+                source=self.source,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                state=self.state,
+                current_job=self.current_job,
+                started_at=self.started_at,
+            )
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"heartbeat-{self.worker_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.beat()
+            except Exception:  # a missed beat must not kill the worker; the next one may pass
+                log.warning("heartbeat failed", exc_info=True)

@@ -1,0 +1,25 @@
+"""Settings of a worker process; every field is an environment variable prefixed BACKFILL_."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+
+from backfill_bus import RedisSettings
+
+
+def default_worker_id() -> str:
+    # Unique per process, so replicas and `--workers N` never share a consumer name.
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(RedisSettings):
+    worker_id: str = Field(default_factory=default_worker_id)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    poll_interval_ms: int = Field(default=500, ge=10)
+    max_chunk_tries: int = Field(default=5, ge=1)
+    retry_base_delay_s: float = Field(default=1.0, ge=0)
+    retry_max_delay_s: float = Field(default=60.0, ge=0)
+    cancel_poll_interval_s: float = Field(default=0.2, gt=0)

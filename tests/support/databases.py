@@ -1,0 +1,73 @@
+"""One fresh, migrated database per test, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+import asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backfill_readmodel.engine import create_engine
+from backfill_readmodel.migrate import upgrade
+
+TEMPLATE = "backfill_test_template"
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+class PostgresDatabases:
+    """Creates each test's database from a template migrated once per session (fast)."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self._template_ready = False
+        self._lock = asyncio.Lock()
+
+    async def _execute(self, sql: str) -> None:
+        conn = await asyncpg.connect(_dsn(self.admin_url))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def _prepare_template(self) -> None:
+        async with self._lock:
+            if self._template_ready:
+                return
+            await self._execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
+            await self._execute(f'CREATE DATABASE "{TEMPLATE}"')
+            engine = create_engine(self.url_of(TEMPLATE))
+            try:
+                await upgrade(engine)
+            finally:
+                await engine.dispose()
+            self._template_ready = True
+
+    def url_of(self, database: str) -> str:
+        return make_url(self.admin_url).set(database=database).render_as_string(
+            hide_password=False
+        )
+
+    async def create(self) -> str:
+        await self._prepare_template()
+        name = f"backfill_test_{uuid4().hex[:12]}"
+        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        return self.url_of(name)
+
+    async def drop(self, url: str) -> None:
+        name = make_url(url).database
+        await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def migrated_engine(url: str, *, migrate: bool) -> AsyncEngine:
+    engine = create_engine(url)
+    if migrate:
+        await upgrade(engine)
+    return engine
