@@ -1,3 +1,3 @@
-"""Root conftest: makes the shared fixtures (real Redis, SQLite and PostgreSQL) available everywhere."""
+"""Root conftest: the shared fixtures (real Redis, SQLite, PostgreSQL) for every test folder."""
 
 pytest_plugins = ["tests.support.fixtures"]

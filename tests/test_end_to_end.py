@@ -1,4 +1,4 @@
-"""The foundation's promise, end to end on real Redis and a real database (SQLite and PostgreSQL)."""
+"""The foundation's promise, end to end on real Redis and a real database (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,8 @@ async def test_listing_stats_and_a_failing_symbol(
         assert stats["by_source"] == {"sim": {"succeeded": 1, "failed": 1}}
         assert stats["success_rate"] == 0.5
         assert stats["bars_stored"] == 65
-        assert stats["mean_duration_s"] is not None and stats["mean_duration_s"] >= 0
+        assert stats["mean_duration_s"] is not None
+        assert stats["mean_duration_s"] >= 0
 
         health = await stack.api.get("/api/v1/health")
         assert health.status_code == 200
@@ -119,7 +120,9 @@ async def test_transient_failures_are_retried_to_success(
         events = (await stack.api.get(f"/api/v1/jobs/{job_id}/events")).json()
         failed = [e for e in events if e["type"] == "chunk.failed"]
         assert [e["data"]["chunk"] for e in failed] == [1, 3]
-        assert all(e["data"]["outcome"] == "upstream_error" and e["data"]["will_retry"] for e in failed)
+        assert all(
+            e["data"]["outcome"] == "upstream_error" and e["data"]["will_retry"] for e in failed
+        )
         assert sum(e["type"] == "job.retrying" for e in events) == 2
         chunks = (await stack.api.get(f"/api/v1/jobs/{job_id}/chunks")).json()
         assert [c["tries"] for c in chunks] == [1, 2, 1, 2, 1]

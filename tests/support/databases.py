@@ -51,9 +51,7 @@ class PostgresDatabases:
             self._template_ready = True
 
     def url_of(self, database: str) -> str:
-        return make_url(self.admin_url).set(database=database).render_as_string(
-            hide_password=False
-        )
+        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
 
     async def create(self) -> str:
         await self._prepare_template()

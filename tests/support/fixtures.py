@@ -45,7 +45,9 @@ def postgres_databases() -> PostgresDatabases | None:
     url = postgres_admin_url()
     if url is None:
         if postgres_required():
-            pytest.fail("BACKFILL_TEST_REQUIRE_POSTGRES is set but BACKFILL_TEST_POSTGRES_URL is not")
+            pytest.fail(
+                "BACKFILL_TEST_REQUIRE_POSTGRES is set but BACKFILL_TEST_POSTGRES_URL is not"
+            )
         return None
     return PostgresDatabases(url)
 

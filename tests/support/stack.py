@@ -59,7 +59,28 @@ class Stack:
                 if last["status"] in wanted:
                     return last
             await asyncio.sleep(0.05)
-        raise AssertionError(f"job {job_id} did not reach {wanted} in {timeout}s; last: {last}")
+        state = await self.diagnose()
+        raise AssertionError(
+            f"job {job_id} did not reach {wanted} in {timeout}s; last: {last}; streams: {state}"
+        )
+
+    async def diagnose(self) -> dict[str, Any]:
+        """Stream lengths, consumer groups and pending entries: what a stuck test needs to show."""
+        state: dict[str, Any] = {}
+        for stream in (self.names.command_stream("sim"), self.names.events, self.names.dlq):
+            if not await self.redis.exists(stream):
+                state[stream] = "missing"
+                continue
+            groups = await self.redis.xinfo_groups(stream)
+            state[stream] = {
+                "length": await self.redis.xlen(stream),
+                "groups": [
+                    {k: g[k] for k in ("name", "consumers", "pending", "last-delivered-id")}
+                    for g in groups
+                ],
+            }
+        state["workers_running"] = [w.broker.running for w in self.workers]
+        return state
 
     async def start_worker(self, worker_id: str, **settings: Any) -> Worker:
         worker = Worker(

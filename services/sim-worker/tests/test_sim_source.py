@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from backfill_contracts import BarBatch, BarSize, ChunkSpec, CollectBars, Outcome
 from backfill_sim import SimSource
 from backfill_sim.calendar import bar_timestamps, trading_days
@@ -76,7 +77,9 @@ def new_york(ts: int) -> datetime:
 
 def assert_sane(bars: BarBatch) -> None:
     assert len(bars) > 0
-    for o, h, low, c, v in zip(bars.open, bars.high, bars.low, bars.close, bars.volume):
+    for o, h, low, c, v in zip(
+        bars.open, bars.high, bars.low, bars.close, bars.volume, strict=True
+    ):
         assert 0 < low <= min(o, c)
         assert max(o, c) <= h
         assert v > 0
@@ -331,16 +334,17 @@ def test_fail_every_fails_once_then_succeeds() -> None:
     collect = job("1m", utc(2024, 1, 1), utc(2024, 1, 10), fail_every=3)
     chunks = plan(collect).chunks
     assert len(chunks) == 7  # Jan 1-5 and 8-9
-    failed = []
+    errors: dict[int, SourceError] = {}
     for chunk in chunks:
         try:
             assert len(fetch(collect, chunk, try_number=1)) == 390
         except SourceError as error:
-            assert error.outcome is Outcome.UPSTREAM_ERROR
-            assert error.outcome.is_transient
-            assert "simulated transient failure" in error.message
-            failed.append(chunk.index)
-    assert failed == [2, 5]
+            errors[chunk.index] = error
+    assert sorted(errors) == [2, 5]
+    for failure in errors.values():
+        assert failure.outcome is Outcome.UPSTREAM_ERROR
+        assert failure.outcome.is_transient
+        assert "simulated transient failure" in failure.message
     retried = fetch(collect, chunks[2], try_number=2)
     alone = fetch(job("1m", utc(2024, 1, 1), utc(2024, 1, 10)), chunks[2])
     assert retried == alone

@@ -53,10 +53,23 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
 
 async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
-    """422 with each reason as `loc` + `msg`, and without echoing the (maybe huge) input back."""
+    """422 with each reason as `loc` + `msg`, never echoing the (maybe huge) input back.
+
+    Even `loc` can carry client text (an unknown key's name), so each part is cut short.
+    """
     assert isinstance(error, RequestValidationError)
     detail: list[dict[str, Any]] = [
-        {"loc": list(item.get("loc", ())), "msg": item.get("msg", ""), "type": item.get("type", "")}
-        for item in error.errors()
+        {
+            "loc": [_short(part) for part in item.get("loc", ())][:10],
+            "msg": _short(item.get("msg", ""), 500),
+            "type": item.get("type", ""),
+        }
+        for item in error.errors()[:50]
     ]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def _short(value: Any, limit: int = 100) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "..."
+    return value

@@ -52,7 +52,9 @@ def main() -> None:
         help="run: fold the event log continuously; rebuild: rebuild every table from the log",
     )
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(_main(args.command, ProjectorSettings()))
 
 

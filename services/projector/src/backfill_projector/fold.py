@@ -58,7 +58,7 @@ def _fold_job_event(changes: Changes, job: JobRow, event: AnyJobEvent) -> None:
     if isinstance(event, JobStarted):
         _fold_started(changes, job, event)
     elif isinstance(event, ChunkCollected):
-        chunk = _chunk(changes, job.job_id, event.chunk)
+        chunk = _chunk(changes, job.job_id, event.chunk, event.seq)
         if chunk is None:
             return
         if not chunk.is_finished:
@@ -71,7 +71,7 @@ def _fold_job_event(changes: Changes, job: JobRow, event: AnyJobEvent) -> None:
         chunk.message = None
         _set_running(job)
     elif isinstance(event, ChunkFailed):
-        chunk = _chunk(changes, job.job_id, event.chunk)
+        chunk = _chunk(changes, job.job_id, event.chunk, event.seq)
         if chunk is None or chunk.is_finished:
             return
         chunk.status = "retrying" if event.will_retry else "failed"
@@ -131,21 +131,25 @@ def _fold_started(changes: Changes, job: JobRow, event: JobStarted) -> None:
         chunk = changes.chunks.get(key)
         same_window = chunk is not None and (chunk.start, chunk.end) == (spec.start, spec.end)
         if chunk is None or not same_window:
-            chunk = ChunkRow(job.job_id, spec.index, spec.start, spec.end)
+            chunk = ChunkRow(job.job_id, spec.index, spec.start, spec.end, last_seq=event.seq)
             changes.chunks[key] = chunk
-        elif not chunk.is_finished:
-            chunk.status = "planned"
+        elif not chunk.is_finished and chunk.last_seq < event.seq:
+            chunk.status = "planned"  # a new attempt tries it again; a replay leaves it be
+            chunk.last_seq = event.seq
         if chunk.is_finished:  # a resumed job keeps what it already collected
             job.chunks_done += 1
             job.bars_stored += chunk.bars
         changes.dirty_chunks.add(key)
 
 
-def _chunk(changes: Changes, job_id: str, index: int) -> ChunkRow | None:
+def _chunk(changes: Changes, job_id: str, index: int, seq: int) -> ChunkRow | None:
+    """The chunk an event is about, or None when unknown or the event was already folded."""
     key = (job_id, index)
     chunk = changes.chunks.get(key)
-    if chunk is not None:
-        changes.dirty_chunks.add(key)
+    if chunk is None or seq <= chunk.last_seq:
+        return None
+    chunk.last_seq = seq
+    changes.dirty_chunks.add(key)
     return chunk
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -70,7 +71,7 @@ class Projector:
         # After a restart, entries read but not acked come first (">" would skip them).
         start = "0" if self._read_pending_first else ">"
         block = None if self._read_pending_first else self.block_ms
-        response = await self.redis.xreadgroup(
+        response: Any = await self.redis.xreadgroup(
             EVENTS_GROUP, CONSUMER, {self.stream: start}, count=self.batch_size, block=block
         )
         entries: list[Entry] = response[0][1] if response else []
@@ -129,7 +130,7 @@ class Projector:
             await store.delete_all(conn)
             start = "-"
             while True:
-                page: list[Entry] = await self.redis.xrange(self.stream, min=start, count=page_size)
+                page: Any = await self.redis.xrange(self.stream, min=start, count=page_size)
                 if not page:
                     break
                 await self.apply(conn, page, dead_letter_invalid=False)

@@ -51,6 +51,9 @@ class ChunkRow:
     tries: int = 0
     outcome: str | None = None
     message: str | None = None
+    # The seq of the last event folded into this chunk: chunk events come from the one worker
+    # running the job, in order, so an event at or below it was already folded (a replay).
+    last_seq: int = 0
 
     @property
     def is_finished(self) -> bool:

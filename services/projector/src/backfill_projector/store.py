@@ -10,6 +10,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backfill_projector.rows import Changes, ChunkRow, JobRow
 from backfill_readmodel.tables import (
     bars,
     job_chunks,
@@ -18,7 +19,6 @@ from backfill_readmodel.tables import (
     projector_positions,
     workers,
 )
-from backfill_projector.rows import Changes, ChunkRow, JobRow
 
 _JOB_FIELDS = [f.name for f in fields(JobRow)]
 _CHUNK_FIELDS = [f.name for f in fields(ChunkRow)]
@@ -42,7 +42,9 @@ async def write_position(conn: AsyncConnection, stream: str, last_id: str) -> No
     await upsert(conn, projector_positions, [{"stream": stream, "last_id": last_id}], ["stream"])
 
 
-async def load(conn: AsyncConnection, changes: Changes, job_ids: set[str], worker_ids: set[str]) -> None:
+async def load(
+    conn: AsyncConnection, changes: Changes, job_ids: set[str], worker_ids: set[str]
+) -> None:
     """Bring the rows a batch touches into memory."""
     if job_ids:
         rows = await conn.execute(select(jobs).where(jobs.c.job_id.in_(job_ids)))
@@ -59,7 +61,9 @@ async def load(conn: AsyncConnection, changes: Changes, job_ids: set[str], worke
 
 
 async def save(conn: AsyncConnection, changes: Changes) -> None:
-    await upsert(conn, jobs, [asdict(changes.jobs[j]) for j in sorted(changes.dirty_jobs)], ["job_id"])
+    await upsert(
+        conn, jobs, [asdict(changes.jobs[j]) for j in sorted(changes.dirty_jobs)], ["job_id"]
+    )
     chunk_rows = [asdict(changes.chunks[key]) for key in sorted(changes.dirty_chunks)]
     await upsert(conn, job_chunks, chunk_rows, ["job_id", "chunk"])
     await insert_ignore(conn, job_events, changes.job_events, ["event_id"])
@@ -106,5 +110,3 @@ def _batches(rows: Sequence[dict[str, Any]], table: Table) -> Iterable[list[dict
     size = max(1, _ROWS_PER_STATEMENT // max(1, len(table.columns)))
     for start in range(0, len(rows), size):
         yield list(rows[start : start + size])
-
-

@@ -1,4 +1,4 @@
-"""`python -m backfill_sim` (also `backfill-sim-worker`): a worker process hosting the sim source."""
+"""`python -m backfill_sim` (also `backfill-sim-worker`): a worker hosting the sim source."""
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from backfill_contracts import BarBatch, BarSize
-
 from backfill_sim import calendar
 
 _PERSON = b"backfill-sim"

@@ -13,10 +13,9 @@ from backfill_contracts import (
     Outcome,
     SimOptions,
 )
-from backfill_worker.source import FetchRequest, Plan, SourceError
-
 from backfill_sim import calendar
 from backfill_sim.prices import sim_bars
+from backfill_worker.source import FetchRequest, Plan, SourceError
 
 INVALID_SYMBOL = "INVALID"  # the one symbol the sim refuses, to exercise the failure path
 PRICE_TYPE = "trades"

@@ -12,6 +12,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from backfill_bus.codec import text
 from backfill_bus.event_log import JOB_KEY_TTL_S, EventLog
 from backfill_bus.names import Names
 from backfill_contracts import JobCancelled
@@ -37,8 +38,8 @@ async def request_cancel(
 
 async def cancel_reason(redis: Redis, names: Names, job_id: str) -> str | None:
     """The reason given if someone asked to cancel the job, else None."""
-    value: bytes | None = await redis.get(names.job_key(job_id, "cancel"))
-    return None if value is None else value.decode(errors="replace")
+    value = await redis.get(names.job_key(job_id, "cancel"))
+    return None if value is None else text(value)
 
 
 async def take_ownership(redis: Redis, names: Names, job_id: str, worker_id: str) -> bool:

@@ -9,13 +9,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from redis.typing import EncodableT, FieldT
+
 from backfill_contracts import DATA_FIELD, Message
 
 _DATA_KEY = DATA_FIELD.encode()
 
+Fields = dict[FieldT, EncodableT]
 
-def encode(message: Message) -> dict[str | bytes, bytes]:
+
+def encode(message: Message) -> Fields:
     return {DATA_FIELD: message.model_dump_json().encode()}
+
+
+def text(value: bytes | str) -> str:
+    """Redis answers bytes (we never set decode_responses); ids and names are ASCII text."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def body_of(fields: Mapping[bytes, bytes]) -> bytes:
@@ -24,5 +33,8 @@ def body_of(fields: Mapping[bytes, bytes]) -> bytes:
     if data is not None:
         return data
     return json.dumps(
-        {key.decode(errors="replace"): value.decode(errors="replace") for key, value in fields.items()}
+        {
+            key.decode(errors="replace"): value.decode(errors="replace")
+            for key, value in fields.items()
+        }
     ).encode()

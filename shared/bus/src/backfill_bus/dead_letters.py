@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
-from backfill_bus.codec import body_of
+from backfill_bus.codec import Fields, body_of, text
 from backfill_bus.names import Names
 from backfill_contracts import utc_now
 
@@ -21,12 +21,11 @@ async def dead_letter(
     reason: str,
 ) -> str:
     """Copy an unusable entry to the dlq with why it was refused; returns the dlq entry id."""
-    entry: dict[str | bytes, bytes | str] = {
+    entry: Fields = {
         "reason": reason[:4000],
         "stream": stream,
         "entry_id": entry_id,
         "dead_lettered_at": utc_now().isoformat(),
         "payload": body_of(fields),
     }
-    dlq_id: bytes = await redis.xadd(names.dlq, entry)
-    return dlq_id.decode()
+    return text(await redis.xadd(names.dlq, entry))

@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from backfill_bus.codec import encode
+from backfill_bus.codec import encode, text
 from backfill_bus.names import Names
 from backfill_contracts import JobEvent, Message
 
@@ -32,8 +32,7 @@ class EventLog:
         return int(seq)
 
     async def append(self, message: Message) -> str:
-        entry_id: bytes = await self.redis.xadd(self.names.events, encode(message))
-        return entry_id.decode()
+        return text(await self.redis.xadd(self.names.events, encode(message)))
 
     async def emit(self, event_type: type[E], *, job_id: str, attempt: int, **fields: Any) -> E:
         """Build a job event with the next seq and this producer, append it, and return it."""

@@ -19,7 +19,7 @@ from backfill_contracts.bars import BarSize
 from backfill_contracts.message import Message
 from backfill_contracts.sources import OPTIONS_BY_SOURCE, known_sources, parse_options
 
-SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9.^=_-]{1,32}$")
+SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9.^=_-]{1,32}")
 
 
 def as_utc(value: datetime) -> datetime:
@@ -38,7 +38,8 @@ class BarRequest(BaseModel):
     bar_size: BarSize
     start: datetime
     end: datetime
-    options: dict[str, Any] = Field(default_factory=dict)
+    # validate_default: an omitted `options` gets the source's defaults like an empty one.
+    options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
 
     @field_validator("start", "end", mode="after")
     @classmethod
@@ -63,7 +64,7 @@ class BarRequest(BaseModel):
     @field_validator("symbol")
     @classmethod
     def _symbol_shape(cls, value: str) -> str:
-        if not SYMBOL_PATTERN.match(value):
+        if not SYMBOL_PATTERN.fullmatch(value):  # fullmatch: `$` would let a final newline in
             raise ValueError("symbol must be 1 to 32 characters of A-Z a-z 0-9 . ^ = _ -")
         return value
 

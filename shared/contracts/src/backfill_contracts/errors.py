@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import get_args
+
 from pydantic import ValidationError
+
+from backfill_contracts.commands import CancelJob, CollectBars
+from backfill_contracts.events import AnyJobEvent, WorkerHeartbeat
+
+
+@cache
+def _union_tags() -> frozenset[str]:
+    """The `type` values of every message: pydantic puts them in error locations of unions."""
+    members = [CollectBars, CancelJob, WorkerHeartbeat, *get_args(AnyJobEvent)]
+    return frozenset(str(member.model_fields["type"].default) for member in members)
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """`field: message; other.field: message`, without pydantic's internal type names."""
+    """`field: message; other.field: message`, without pydantic's internal names."""
+    tags = _union_tags()
     parts = []
     for item in error.errors(include_url=False):
-        # Union members and validator names in the location say nothing to a user.
         location = ".".join(
             str(part)
             for part in item["loc"]
-            if not (isinstance(part, str) and ("[" in part or part in ("collect_bars", "cancel_job")))
+            if not (isinstance(part, str) and ("[" in part or part in tags))
         )
         message = str(item["msg"])
         parts.append(f"{location}: {message}" if location else message)

@@ -21,7 +21,9 @@ async def _upgrade(url: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m backfill_readmodel")
-    parser.add_argument("command", choices=["upgrade"], help="upgrade: migrate to the latest schema")
+    parser.add_argument(
+        "command", choices=["upgrade"], help="upgrade: migrate to the latest schema"
+    )
     parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = DatabaseSettings()

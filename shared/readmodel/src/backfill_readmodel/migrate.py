@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic), run before anything writes: `python -m backfill_readmodel upgrade`."""
+"""Schema migrations (Alembic), run before anything writes: see __main__."""
 
 from __future__ import annotations
 

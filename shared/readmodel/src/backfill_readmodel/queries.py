@@ -38,7 +38,7 @@ class JobFilter:
     symbol: str | None = None
 
 
-def job_view(row: Mapping[str, Any]) -> JobView:
+def job_view(row: Mapping[Any, Any]) -> JobView:
     total, done = row["chunks_total"], row["chunks_done"]
     if total:
         percent = round(100.0 * done / total, 2)
@@ -68,9 +68,12 @@ def _encode_cursor(submitted_at: datetime, job_id: str) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         stamp, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(stamp), job_id
+        submitted_at = datetime.fromisoformat(stamp)
     except ValueError as error:
         raise InvalidCursorError("cursor is not one this API returned") from error
+    if submitted_at.tzinfo is None:  # every cursor we hand out carries its zone
+        raise InvalidCursorError("cursor is not one this API returned")
+    return submitted_at, job_id
 
 
 async def list_jobs(
@@ -158,7 +161,9 @@ async def stats(conn: AsyncConnection) -> Stats:
     """Success rate counts succeeded against failed; cancelled jobs were a user's choice."""
     by_status: dict[str, int] = {}
     by_source: dict[str, dict[str, int]] = {}
-    query = select(jobs.c.source, jobs.c.status, func.count()).group_by(jobs.c.source, jobs.c.status)
+    query = select(jobs.c.source, jobs.c.status, func.count()).group_by(
+        jobs.c.source, jobs.c.status
+    )
     for source, status, count in (await conn.execute(query)).all():
         by_status[status] = by_status.get(status, 0) + count
         by_source.setdefault(source, {})[status] = count

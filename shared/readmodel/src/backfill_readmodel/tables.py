@@ -73,6 +73,7 @@ job_chunks = Table(
     Column("tries", Integer, nullable=False),
     Column("outcome", String(32)),
     Column("message", Text),
+    Column("last_seq", Integer, nullable=False),
 )
 
 job_events = Table(

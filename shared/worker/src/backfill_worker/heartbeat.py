@@ -27,6 +27,7 @@ class Heartbeat:
         self.state: WorkerState = "starting"
         self.current_job: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     async def set(self, state: WorkerState, current_job: str | None = None) -> None:
         self.state = state
@@ -48,17 +49,25 @@ class Heartbeat:
         )
 
     def start(self) -> None:
+        self._stop.clear()
         self._task = asyncio.create_task(self._loop(), name=f"heartbeat-{self.worker_id}")
 
     async def stop(self) -> None:
+        """Stop the timer, letting a beat in flight finish.
+
+        Not task.cancel(): a redis-py command cancelled mid-flight was seen to never return,
+        which hung the worker's shutdown.
+        """
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
+            self._task = None
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
+                return
             try:
                 await self.beat()
             except Exception:  # a missed beat must not kill the worker; the next one may pass

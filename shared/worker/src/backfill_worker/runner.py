@@ -97,9 +97,7 @@ class JobRunner:
             job_id=job.job_id,
             attempt=1,
             ts=job.ts,
-            **job.model_dump(
-                include={"source", "symbol", "bar_size", "start", "end", "options"}
-            ),
+            **job.model_dump(include={"source", "symbol", "bar_size", "start", "end", "options"}),
             idempotency_key=job.idempotency_key,
         )
 

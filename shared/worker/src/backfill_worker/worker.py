@@ -106,7 +106,9 @@ class Worker:
             await self._dead_letter(raw["data"], entry_id, f"not a valid command: {error}")
             return
         if isinstance(command, CancelJob):
-            await request_cancel(self.redis, self.names, self.events, command.job_id, command.reason)
+            await request_cancel(
+                self.redis, self.names, self.events, command.job_id, command.reason
+            )
             return
         if command.source != self.source.name:
             reason = f"command for source {command.source!r} on {self.command_stream}"

@@ -65,7 +65,5 @@ def _csv(rows: list[BarView]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["ts", "open", "high", "low", "close", "volume"])
     for bar in rows:
-        writer.writerow(
-            [bar.ts.isoformat(), bar.open, bar.high, bar.low, bar.close, bar.volume]
-        )
+        writer.writerow([bar.ts.isoformat(), bar.open, bar.high, bar.low, bar.close, bar.volume])
     return out.getvalue()

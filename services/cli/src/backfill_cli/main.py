@@ -1,0 +1,164 @@
+"""The `backfill` command line: argument parsing and dispatch, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from backfill_cli import dev, projector, queries
+from backfill_cli.api_client import (
+    ApiClient,
+    ApiRejectedError,
+    ApiResponseError,
+    ApiUnreachableError,
+    JobRequest,
+)
+from backfill_cli.models import STATUSES
+from backfill_cli.options import options_dict, parse_option
+from backfill_cli.settings import DEFAULT_API_PORT, SettingsError, api_url, stack_settings
+from backfill_cli.submit import submit
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # also: the API is unreachable or refused the request
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backfill", description="Backfill: historical market-data collection."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    api = argparse.ArgumentParser(add_help=False)
+    api.add_argument(
+        "--api-url",
+        help="API base URL (default: $BACKFILL_API_URL, else http://127.0.0.1:8000)",
+    )
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument(
+        "--state-dir",
+        help="where local data lives (default: $BACKFILL_STATE_DIR, else ./.backfill)",
+    )
+
+    run_dev = commands.add_parser(
+        "dev", parents=[state], help="run the whole stack as local processes (no Docker)"
+    )
+    run_dev.add_argument("--api-port", type=_port, default=DEFAULT_API_PORT, help="default: 8000")
+
+    sub = commands.add_parser(
+        "submit", parents=[api], help="submit one job per symbol and follow them"
+    )
+    sub.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    sub.add_argument("--source", required=True, help="data source, e.g. sim, yahoo, ibkr")
+    sub.add_argument("--bar-size", required=True, help="e.g. 1m, 5m, 1h, 1d")
+    sub.add_argument("--start", required=True, help="first day (inclusive), e.g. 2024-01-01")
+    sub.add_argument("--end", help="last day (exclusive); default: today (UTC)")
+    sub.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        type=parse_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a source option; numbers and true/false are typed (repeatable)",
+    )
+    sub.add_argument("--no-follow", action="store_true", help="print the job ids and return")
+
+    jobs = commands.add_parser("jobs", parents=[api], help="list jobs, newest first")
+    jobs.add_argument("--status", choices=STATUSES)
+    jobs.add_argument("--source")
+    jobs.add_argument("--symbol")
+    jobs.add_argument("--limit", type=_positive, default=None)
+
+    commands.add_parser("stats", parents=[api], help="job counts, success rate, bars stored")
+
+    proj = commands.add_parser("projector", help="projector maintenance")
+    proj_commands = proj.add_subparsers(dest="projector_command", required=True, metavar="ACTION")
+    proj_commands.add_parser(
+        "rebuild", parents=[state], help="rebuild the projections from the event log"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:
+        # Ctrl-C outside the places that handle it themselves: quiet, with the shell's code.
+        sys.stderr.write("\ninterrupted\n")
+        return EXIT_INTERRUPTED
+    except ApiUnreachableError as exc:
+        return _fail(f"{exc}: is `backfill dev` running?", EXIT_USAGE)
+    except ApiRejectedError as exc:
+        return _fail("the API refused the request:\n" + _bullets(exc.reasons), EXIT_USAGE)
+    except ApiResponseError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except (SettingsError, dev.DevError, projector.ProjectorMissingError) as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except BrokenPipeError:
+        # `backfill jobs | head`: the reader left. Point stdout at /dev/null so the flush at
+        # exit does not fail a second time (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    env = os.environ
+    if args.command == "dev":
+        return dev.run(stack_settings(args.state_dir, args.api_port, env))
+    if args.command == "projector":
+        return projector.rebuild(stack_settings(args.state_dir, env=env))
+    with ApiClient(api_url(args.api_url, env)) as client:
+        if args.command == "submit":
+            return _submit(parser, client, args)
+        if args.command == "jobs":
+            filters = {k: getattr(args, k) for k in ("status", "source", "symbol", "limit")}
+            return queries.list_jobs(client, filters, sys.stdout, sys.stderr)
+        return queries.show_stats(client, sys.stdout)
+
+
+def _submit(parser: argparse.ArgumentParser, client: ApiClient, args: argparse.Namespace) -> int:
+    try:
+        options = options_dict(args.options)
+    except ValueError as exc:
+        parser.error(str(exc))
+    end = args.end or datetime.now(UTC).date().isoformat()
+    # The same symbol twice would be two identical jobs: surely a slip, so it is sent once.
+    symbols = list(dict.fromkeys(args.symbols))
+    requests = [
+        JobRequest(args.source, symbol, args.bar_size, args.start, end, options)
+        for symbol in symbols
+    ]
+    return submit(client, requests, follow=not args.no_follow, out=sys.stdout, err=sys.stderr)
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"backfill: {message}\n")
+    return code
+
+
+def _bullets(lines: Sequence[str]) -> str:
+    return "\n".join(f"  - {line}" for line in lines)
+
+
+def _port(text: str) -> int:
+    port = _positive(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return port
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text}")
+    return value

@@ -1,0 +1,115 @@
+"""Where things are: state dir, database, Redis and API addresses, resolved from flags and env.
+
+Every function takes the environment as a mapping so tests pass their own instead of patching
+os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+DEFAULT_STATE_DIR = ".backfill"
+DEFAULT_DEV_REDIS_PORT = 6380
+DEFAULT_API_PORT = 8000
+# The dev stack binds to loopback only: it has no authentication and is not meant to be shared.
+DEV_HOST = "127.0.0.1"
+
+
+class SettingsError(Exception):
+    """Raised when a flag or environment variable holds a value the CLI cannot use."""
+
+
+def state_dir(flag: str | None, env: Mapping[str, str]) -> Path:
+    """The dev state dir: the flag, else BACKFILL_STATE_DIR, else ./.backfill, made absolute.
+
+    Absolute because it is handed to child processes and baked into the SQLite URL, and a
+    relative path would silently mean something else to a child started elsewhere.
+    """
+    raw = flag or env.get("BACKFILL_STATE_DIR") or DEFAULT_STATE_DIR
+    return Path(raw).expanduser().resolve()
+
+
+def database_url(state: Path, env: Mapping[str, str]) -> str:
+    return env.get("BACKFILL_DATABASE_URL") or f"sqlite+aiosqlite:///{state / 'backfill.db'}"
+
+
+def dev_redis_port(env: Mapping[str, str]) -> int:
+    return _port(
+        env.get("BACKFILL_DEV_REDIS_PORT"), DEFAULT_DEV_REDIS_PORT, "BACKFILL_DEV_REDIS_PORT"
+    )
+
+
+def redis_url(env: Mapping[str, str]) -> str:
+    """The Redis every service uses: BACKFILL_REDIS_URL, else the one `backfill dev` starts."""
+    return env.get("BACKFILL_REDIS_URL") or f"redis://{DEV_HOST}:{dev_redis_port(env)}/0"
+
+
+def api_url(flag: str | None, env: Mapping[str, str]) -> str:
+    return (flag or env.get("BACKFILL_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def _port(raw: str | None, default: int, what: str) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise SettingsError(f"{what} must be a TCP port number (1-65535), not {raw!r}")
+    return port
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """What the services of the local stack are told through their environment."""
+
+    state_dir: Path
+    database_url: str
+    redis_url: str
+    # True when BACKFILL_REDIS_URL was not given, so `backfill dev` runs its own Redis.
+    start_redis: bool
+    redis_port: int
+    api_port: int
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.state_dir / "redis"
+
+    @property
+    def docs_url(self) -> str:
+        return f"http://{DEV_HOST}:{self.api_port}/docs"
+
+    def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        env = dict(base)
+        env.update(
+            BACKFILL_REDIS_URL=self.redis_url,
+            BACKFILL_DATABASE_URL=self.database_url,
+            BACKFILL_STATE_DIR=str(self.state_dir),
+            BACKFILL_API_HOST=DEV_HOST,
+            BACKFILL_API_PORT=str(self.api_port),
+            # Children write to a pipe, where Python would buffer their logs for minutes.
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+
+def stack_settings(
+    state_dir_flag: str | None,
+    api_port: int = DEFAULT_API_PORT,
+    env: Mapping[str, str] | None = None,
+) -> StackSettings:
+    env = os.environ if env is None else env
+    state = state_dir(state_dir_flag, env)
+    return StackSettings(
+        state_dir=state,
+        database_url=database_url(state, env),
+        redis_url=redis_url(env),
+        start_redis=not env.get("BACKFILL_REDIS_URL"),
+        redis_port=dev_redis_port(env),
+        api_port=api_port,
+    )
