@@ -26,6 +26,7 @@ from backfill_contracts import (
     JobSucceeded,
     Outcome,
 )
+from backfill_worker.cancel_scanner import CancelScanner
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.source import FetchRequest, Plan, Source, SourceError
 
@@ -49,6 +50,7 @@ class JobRunner:
         events: EventLog,
         worker_id: str,
         retry: RetryPolicy,
+        cancels: CancelScanner,
         cancel_poll_interval_s: float = 0.2,
     ) -> None:
         self.source = source
@@ -57,9 +59,11 @@ class JobRunner:
         self.events = events
         self.worker_id = worker_id
         self.retry = retry
+        self.cancels = cancels
         self.cancel_poll_interval_s = cancel_poll_interval_s
 
     async def run(self, job: CollectBars, attempt: int = 1) -> None:
+        await self.cancels.sync()  # a cancel queued behind this job must stop it from starting
         if not await take_ownership(self.redis, self.names, job.job_id, self.worker_id):
             log.info("job %s was cancelled while queued; not starting it", job.job_id)
             return
@@ -184,6 +188,7 @@ class JobRunner:
         )
 
     async def _check_cancel(self, job: CollectBars) -> None:
+        await self.cancels.sync()
         reason = await cancel_reason(self.redis, self.names, job.job_id)
         if reason is not None:
             raise JobCancelledError(reason)

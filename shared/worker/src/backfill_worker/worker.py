@@ -25,6 +25,7 @@ from backfill_bus import (
     request_cancel,
 )
 from backfill_contracts import CancelJob, parse_command
+from backfill_worker.cancel_scanner import CancelScanner
 from backfill_worker.heartbeat import Heartbeat
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.runner import JobRunner
@@ -53,6 +54,7 @@ class Worker:
             RetryPolicy(
                 settings.max_chunk_tries, settings.retry_base_delay_s, settings.retry_max_delay_s
             ),
+            CancelScanner(self.redis, self.names, source.name, self.events),
             settings.cancel_poll_interval_s,
         )
         self.broker = self._build_broker()
