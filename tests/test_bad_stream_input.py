@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from backfill_bus.codec import Fields, text
 from tests.support.stack import running_stack, wait_until
 
 VALID = {
@@ -20,7 +21,7 @@ VALID = {
     "end": "2024-02-01",
 }
 
-JUNK: list[tuple[str, dict[str, Any], str]] = [
+JUNK: list[tuple[str, Fields, str]] = [
     ("random bytes", {"__data__": os.urandom(256)}, "Invalid JSON"),
     ("not an object", {"__data__": b"[1, 2, 3]"}, "type"),
     ("unknown type", {"__data__": json.dumps({**VALID, "type": "delete_all"})}, "type"),
@@ -39,7 +40,7 @@ async def test_junk_goes_to_the_dlq_and_the_worker_keeps_consuming(
 ) -> None:
     async with running_stack(redis_url, database_url, namespace) as stack:
         stream = stack.names.command_stream("sim")
-        ids = [(await stack.redis.xadd(stream, fields)).decode() for _, fields, _ in JUNK]
+        ids = [text(await stack.redis.xadd(stream, dict(fields))) for _, fields, _ in JUNK]
         # A valid command published with a plain XADD after all the junk still runs.
         await stack.redis.xadd(stream, {"__data__": json.dumps(VALID)})
 
@@ -48,8 +49,8 @@ async def test_junk_goes_to_the_dlq_and_the_worker_keeps_consuming(
         assert job["progress"]["bars_stored"] == 23
 
         async def dead_letters() -> list[Any]:
-            entries: list[Any] = await stack.redis.xrange(stack.names.dlq)
-            return entries if len(entries) == len(JUNK) else []
+            entries: Any = await stack.redis.xrange(stack.names.dlq)
+            return list(entries) if len(entries) == len(JUNK) else []
 
         entries = await wait_until(dead_letters, message="every junk entry dead-lettered")
         by_entry = {fields[b"entry_id"].decode(): fields for _, fields in entries}

@@ -60,3 +60,12 @@ def test_api_url_flag_then_env_then_default() -> None:
     assert api_url(None, {}) == "http://127.0.0.1:8000"
     assert api_url(None, {"BACKFILL_API_URL": "http://h:1/"}) == "http://h:1"
     assert api_url("http://flag:2", {"BACKFILL_API_URL": "http://h:1"}) == "http://flag:2"
+
+
+def test_passwords_are_masked_in_printed_urls() -> None:
+    from backfill_cli.settings import without_password
+
+    url = "postgresql+asyncpg://backfill:s3cret@db:5432/backfill"
+    assert without_password(url) == "postgresql+asyncpg://backfill:***@db:5432/backfill"
+    assert without_password("redis://127.0.0.1:6380/0") == "redis://127.0.0.1:6380/0"
+    assert without_password("sqlite+aiosqlite:////tmp/x.db") == "sqlite+aiosqlite:////tmp/x.db"

@@ -23,7 +23,7 @@ from backfill_cli.redis_server import (
     redis_service,
     wait_until_ready,
 )
-from backfill_cli.settings import DEV_HOST, StackSettings
+from backfill_cli.settings import DEV_HOST, StackSettings, without_password
 from backfill_cli.supervisor import RestartPolicy, ServiceSpec, Supervisor
 
 # Replaying a large AOF can take a while; past this, something else is wrong.
@@ -122,7 +122,7 @@ async def _run(
     async with Supervisor(printer, env=env, policy=policy) as sup:
         sup.stop_on_signals()
         printer.say(f"state dir  {settings.state_dir}")
-        printer.say(f"database   {settings.database_url}")
+        printer.say(f"database   {without_password(settings.database_url)}")
         printer.say(f"redis      {settings.redis_url}")
         printer.say(f"API        {settings.docs_url}")
         if redis is not None:

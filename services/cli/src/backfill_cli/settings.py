@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_STATE_DIR = ".backfill"
@@ -35,6 +36,15 @@ def state_dir(flag: str | None, env: Mapping[str, str]) -> Path:
 
 def database_url(state: Path, env: Mapping[str, str]) -> str:
     return env.get("BACKFILL_DATABASE_URL") or f"sqlite+aiosqlite:///{state / 'backfill.db'}"
+
+
+def without_password(url: str) -> str:
+    """The URL with any password replaced by ***, for logs: secrets never reach a terminal."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def dev_redis_port(env: Mapping[str, str]) -> int:

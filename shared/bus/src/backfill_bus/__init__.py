@@ -3,6 +3,7 @@
 from backfill_bus.cancellation import (
     CancelResult,
     cancel_reason,
+    mark_submitted,
     request_cancel,
     take_ownership,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ensure_command_group",
     "ensure_events_group",
     "ensure_group",
+    "mark_submitted",
     "request_cancel",
     "take_ownership",
 ]

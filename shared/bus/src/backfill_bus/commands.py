@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from backfill_bus.cancellation import CancelResult, request_cancel
 from backfill_bus.codec import encode
-from backfill_bus.event_log import EventLog
+from backfill_bus.event_log import JOB_KEY_TTL_S, EventLog
 from backfill_bus.groups import ensure_command_group
 from backfill_bus.names import Names
 from backfill_contracts import BarRequest, CollectBars, JobSubmitted
@@ -47,6 +47,7 @@ class CommandBus:
             ts=command.ts,
         )
         async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.names.job_key(job_id, "submitted"), b"1", ex=JOB_KEY_TTL_S)
             pipe.xadd(self.names.events, encode(submitted))
             pipe.xadd(self.names.command_stream(request.source), encode(command))
             await pipe.execute()

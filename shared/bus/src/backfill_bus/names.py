@@ -27,5 +27,5 @@ class Names:
         return f"{self.namespace}dlq"
 
     def job_key(self, job_id: str, what: str) -> str:
-        """Per-job coordination keys: `seq` (event counter), `owner`, `cancel`."""
+        """Per-job coordination keys: `seq` (event counter), `submitted`, `owner`, `cancel`."""
         return f"{self.namespace}job:{job_id}:{what}"

@@ -11,7 +11,7 @@ import time
 
 from redis.asyncio import Redis
 
-from backfill_bus import EventLog, Names, cancel_reason, take_ownership
+from backfill_bus import EventLog, Names, cancel_reason, mark_submitted, take_ownership
 from backfill_contracts import (
     BarBatch,
     ChunkCollected,
@@ -63,11 +63,19 @@ class JobRunner:
         self.cancel_poll_interval_s = cancel_poll_interval_s
 
     async def run(self, job: CollectBars, attempt: int = 1) -> None:
+        recorded_now = await self._record_submission_if_unknown(job)
         await self.cancels.sync()  # a cancel queued behind this job must stop it from starting
         if not await take_ownership(self.redis, self.names, job.job_id, self.worker_id):
             log.info("job %s was cancelled while queued; not starting it", job.job_id)
+            if recorded_now:  # its canceller could not say so before the job was on the log
+                reason = await cancel_reason(self.redis, self.names, job.job_id)
+                await self.events.emit(
+                    JobCancelled,
+                    job_id=job.job_id,
+                    attempt=attempt,
+                    reason=reason or "cancelled by request",
+                )
             return
-        await self._record_submission_if_unknown(job)
         try:
             await self._check_cancel(job)
             plan = await self.source.plan(job)
@@ -89,13 +97,13 @@ class JobRunner:
         )
         await self._collect(job, attempt, plan)
 
-    async def _record_submission_if_unknown(self, job: CollectBars) -> None:
+    async def _record_submission_if_unknown(self, job: CollectBars) -> bool:
         """A command published straight onto the stream (no API) has no submitted event yet.
 
-        The job's seq counter is only ever 0 in that case: the API takes seq 1 when it submits.
+        Returns True when this call recorded it.
         """
-        if await self.redis.exists(self.names.job_key(job.job_id, "seq")):
-            return
+        if not await mark_submitted(self.redis, self.names, job.job_id):
+            return False
         await self.events.emit(
             JobSubmitted,
             job_id=job.job_id,
@@ -104,6 +112,7 @@ class JobRunner:
             **job.model_dump(include={"source", "symbol", "bar_size", "start", "end", "options"}),
             idempotency_key=job.idempotency_key,
         )
+        return True
 
     async def _collect(self, job: CollectBars, attempt: int, plan: Plan) -> None:
         bars_total = 0

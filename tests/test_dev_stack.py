@@ -1,0 +1,134 @@
+"""`backfill dev`, the README's run command, as a newcomer runs it: real processes end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.servers import free_port
+
+QUARTER = {"source": "sim", "symbol": "AAPL", "start": "2024-01-01", "end": "2024-04-01"}
+
+
+@asynccontextmanager
+async def dev_stack(state_dir: Path, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Run `backfill dev` until the block ends, then stop it with Ctrl-C (SIGINT)."""
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "BACKFILL_DEV_REDIS_PORT": str(free_port()),
+        "BACKFILL_DATABASE_URL": database_url,
+        "BACKFILL_HEARTBEAT_INTERVAL_S": "1",
+    }
+    env.pop("BACKFILL_REDIS_URL", None)  # dev starts its own Redis, as on a fresh machine
+    if database_url.startswith("sqlite"):
+        del env["BACKFILL_DATABASE_URL"]  # and its embedded default database
+    log_path = state_dir.parent / f"dev-{api_port}.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "backfill_cli", "dev", "--state-dir", str(state_dir),
+            "--api-port", str(api_port),
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as client:
+            await _wait_ready(client, process, log_path)
+            yield client
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+        output = await _tail(log_path)
+        assert code == 0, output
+        assert "Traceback" not in output, output
+
+
+async def _tail(log: Path) -> str:
+    text = await asyncio.to_thread(log.read_text, errors="replace")
+    return text[-3000:]
+
+
+async def _wait_ready(
+    client: httpx.AsyncClient, process: asyncio.subprocess.Process, log: Path
+) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise AssertionError(f"backfill dev exited early:\n{await _tail(log)}")
+        try:
+            if (await client.get("/api/v1/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the API did not become healthy:\n{await _tail(log)}")
+
+
+async def _wait_terminal(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        response = await client.get(f"/api/v1/jobs/{job_id}")
+        if response.status_code == 200 and response.json()["status"] in (
+            "succeeded",
+            "failed",
+            "cancelled",
+        ):
+            job: dict[str, Any] = response.json()
+            return job
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not end")
+
+
+async def _bar_stamps(client: httpx.AsyncClient, bar_size: str) -> list[str]:
+    params = {**QUARTER, "bar_size": bar_size}
+    params.pop("symbol")
+    body = (await client.get("/api/v1/bars", params={**params, "symbol": "AAPL"})).json()
+    return [bar["ts"] for bar in body["bars"]]
+
+
+async def test_the_readme_run_command_end_to_end(tmp_path: Path, database_url: str) -> None:
+    state_dir = tmp_path / "state"
+    async with dev_stack(state_dir, database_url) as api:
+        minute = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1m"})).json()
+        daily = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1d"})).json()
+        assert minute["status"] == daily["status"] == "queued"
+        assert (await _wait_terminal(api, minute["job_id"]))["status"] == "succeeded"
+        assert (await _wait_terminal(api, daily["job_id"]))["status"] == "succeeded"
+        stamps = await _bar_stamps(api, "1m")
+        assert len(stamps) == len(set(stamps)) == 25_350
+        assert len(await _bar_stamps(api, "1d")) == 65
+
+        # The CLI's own submit follows a job to its end against the real stack.
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "backfill_cli", "submit", "MSFT", "--source", "sim",
+            "--bar-size", "1d", "--start", "2024-01-01", "--end", "2024-02-01",
+            "--api-url", str(api.base_url),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(cli.communicate(), timeout=60)
+        assert cli.returncode == 0, (out, err)
+        assert b"succeeded" in out
+
+        workers = (await api.get("/api/v1/stats")).json()
+        assert workers["by_status"] == {"succeeded": 3}
+        assert workers["bars_stored"] == 25_350 + 65 + 23
+
+    assert (state_dir / "redis").is_dir()
+    assert (state_dir / "backfill.db").exists() == database_url.startswith("sqlite")
+    # A restart keeps every job and every bar: Redis replays its AOF, the database persists.
+    async with dev_stack(state_dir, database_url) as api:
+        jobs = (await api.get("/api/v1/jobs")).json()["jobs"]
+        assert sorted(job["status"] for job in jobs) == ["succeeded"] * 3
+        assert len(await _bar_stamps(api, "1m")) == 25_350
+        again = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1d"})).json()
+        assert (await _wait_terminal(api, again["job_id"]))["status"] == "succeeded"
+        assert len(await _bar_stamps(api, "1d")) == 65  # upserted: no duplicates
