@@ -20,12 +20,23 @@ ensure_uv() {
     UV=$(command -v uv)
     return
   fi
-  UV="$PWD/.tools/uv/bin/uv"
-  if [ ! -x "$UV" ]; then
-    ensure_python
-    echo "uv not found: installing uv $UV_VERSION into .tools/uv (once)" >&2
-    "$PYTHON" -m venv .tools/uv
+  local candidate
+  for candidate in "$PWD/.tools/uv/bin/uv" "$PWD/.tools/uv-pip/bin/uv"; do
+    if [ -x "$candidate" ]; then
+      UV=$candidate
+      return
+    fi
+  done
+  ensure_python
+  echo "uv not found: installing uv $UV_VERSION into .tools/ (once)" >&2
+  if "$PYTHON" -m venv .tools/uv >/dev/null 2>&1; then
     .tools/uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    UV="$PWD/.tools/uv/bin/uv"
+  else  # a Debian Python without python3-venv still has pip
+    rm -rf .tools/uv
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check --target .tools/uv-pip \
+      "uv==$UV_VERSION"
+    UV="$PWD/.tools/uv-pip/bin/uv"
   fi
 }
 
