@@ -12,8 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backfill_readmodel.engine import create_engine
 from backfill_readmodel.migrate import upgrade
 
-TEMPLATE = "backfill_test_template"
-
 
 def _dsn(url: str, database: str | None = None) -> str:
     parsed = make_url(url).set(drivername="postgresql")
@@ -27,6 +25,8 @@ class PostgresDatabases:
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
+        # Per session: runs by other users or earlier sessions never share (or block) it.
+        self.template = f"backfill_template_{uuid4().hex[:12]}"
         self._template_ready = False
         self._lock = asyncio.Lock()
 
@@ -41,9 +41,8 @@ class PostgresDatabases:
         async with self._lock:
             if self._template_ready:
                 return
-            await self._execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
-            await self._execute(f'CREATE DATABASE "{TEMPLATE}"')
-            engine = create_engine(self.url_of(TEMPLATE))
+            await self._execute(f'CREATE DATABASE "{self.template}"')
+            engine = create_engine(self.url_of(self.template))
             try:
                 await upgrade(engine)
             finally:
@@ -56,12 +55,16 @@ class PostgresDatabases:
     async def create(self) -> str:
         await self._prepare_template()
         name = f"backfill_test_{uuid4().hex[:12]}"
-        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        await self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
         return self.url_of(name)
 
     async def drop(self, url: str) -> None:
         name = make_url(url).database
         await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    async def drop_template(self) -> None:
+        if self._template_ready:
+            await self._execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
 
 
 async def migrated_engine(url: str, *, migrate: bool) -> AsyncEngine:

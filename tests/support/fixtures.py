@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import uuid4
@@ -41,15 +42,18 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture(scope="session")
-def postgres_databases() -> PostgresDatabases | None:
+def postgres_databases() -> Iterator[PostgresDatabases | None]:
     url = postgres_admin_url()
     if url is None:
         if postgres_required():
             pytest.fail(
                 "BACKFILL_TEST_REQUIRE_POSTGRES is set but BACKFILL_TEST_POSTGRES_URL is not"
             )
-        return None
-    return PostgresDatabases(url)
+        yield None
+        return
+    databases = PostgresDatabases(url)
+    yield databases
+    asyncio.run(databases.drop_template())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
