@@ -23,7 +23,7 @@ VALID = {
 
 JUNK: list[tuple[str, Fields, str]] = [
     ("random bytes", {"__data__": os.urandom(256)}, "Invalid JSON"),
-    ("not an object", {"__data__": b"[1, 2, 3]"}, "type"),
+    ("not an object", {"__data__": b"[1, 2, 3]"}, "should be an object"),
     ("unknown type", {"__data__": json.dumps({**VALID, "type": "delete_all"})}, "type"),
     ("missing fields", {"__data__": json.dumps({"type": "collect_bars"})}, "Field required"),
     ("bad bar size", {"__data__": json.dumps({**VALID, "bar_size": "7m"})}, "bar_size"),

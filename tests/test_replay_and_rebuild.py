@@ -34,6 +34,14 @@ async def _run_some_jobs(stack: Stack) -> None:
     await _wait_projected(stack)
 
 
+async def _quiesce(stack: Stack) -> None:
+    """Stop the workers (no more heartbeats: the log stays still) and let the projector catch up."""
+    for worker in stack.workers:
+        await worker.stop()
+    stack.workers.clear()
+    await _wait_projected(stack)
+
+
 async def _wait_projected(stack: Stack) -> None:
     newest: Any = await stack.redis.xrevrange(stack.names.events, count=1)
     last_entry = newest[0][0].decode()
@@ -51,10 +59,7 @@ async def test_replaying_the_whole_log_changes_nothing(
 ) -> None:
     async with running_stack(redis_url, database_url, namespace) as stack:
         await _run_some_jobs(stack)
-        for worker in stack.workers:
-            await worker.stop()  # no more heartbeats: the log stays still while we compare
-        stack.workers.clear()
-        await _wait_projected(stack)
+        await _quiesce(stack)
         before = await snapshot(stack.engine)
         assert len(before["bars"]) == 5 * 390 + 65
         dlq_before = await stack.redis.xlen(stack.names.dlq)
@@ -75,10 +80,7 @@ async def test_rebuild_yields_identical_tables(
 ) -> None:
     async with running_stack(redis_url, database_url, namespace) as stack:
         await _run_some_jobs(stack)
-        for worker in stack.workers:
-            await worker.stop()
-        stack.workers.clear()
-        await _wait_projected(stack)
+        await _quiesce(stack)
         before = await snapshot(stack.engine)
         assert sum(len(rows) for rows in before.values()) > 2000
 
@@ -91,10 +93,7 @@ async def test_rebuild_command(redis_url: str, database_url: str, namespace: str
     """`backfill-projector rebuild` (run by `backfill projector rebuild`) refills emptied tables."""
     async with running_stack(redis_url, database_url, namespace) as stack:
         await _run_some_jobs(stack)
-        for worker in stack.workers:
-            await worker.stop()
-        stack.workers.clear()
-        await _wait_projected(stack)
+        await _quiesce(stack)
         before = await snapshot(stack.engine)
         async with stack.engine.begin() as conn:
             for table in ("bars", "jobs", "job_chunks"):

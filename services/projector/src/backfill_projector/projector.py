@@ -96,7 +96,14 @@ class Projector:
                 events.append((entry_id, parse_event(body_of(fields))))
             except ValidationError as error:
                 if dead_letter_invalid:
-                    await self._dead_letter(entry_id, fields, describe_validation_error(error))
+                    await dead_letter(
+                        self.redis,
+                        self.names,
+                        stream=self.stream,
+                        entry_id=entry_id,
+                        fields=fields,
+                        reason=f"not a valid event: {describe_validation_error(error)}",
+                    )
         if last_id is None or last_id == position:
             return
         changes = Changes()
@@ -107,17 +114,6 @@ class Projector:
             fold(changes, entry_id, event)
         await store.save(conn, changes)
         await store.write_position(conn, self.stream, last_id)
-
-    async def _dead_letter(self, entry_id: str, fields: dict[bytes, bytes], reason: str) -> None:
-        log.warning("dead-lettering %s %s: %s", self.stream, entry_id, reason[:300])
-        await dead_letter(
-            self.redis,
-            self.names,
-            stream=self.stream,
-            entry_id=entry_id,
-            fields=fields,
-            reason=f"not a valid event: {reason}",
-        )
 
     async def rebuild(self, page_size: int = 1000) -> int:
         """Rebuild every projection from the retained log, in one transaction; returns entries read.

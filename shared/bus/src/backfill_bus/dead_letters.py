@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
@@ -9,6 +10,8 @@ from redis.asyncio import Redis
 from backfill_bus.codec import Fields, body_of, text
 from backfill_bus.names import Names
 from backfill_contracts import utc_now
+
+log = logging.getLogger(__name__)
 
 
 async def dead_letter(
@@ -21,6 +24,7 @@ async def dead_letter(
     reason: str,
 ) -> str:
     """Copy an unusable entry to the dlq with why it was refused; returns the dlq entry id."""
+    log.warning("dead-lettering %s %s: %s", stream, entry_id, reason[:300])
     entry: Fields = {
         "reason": reason[:4000],
         "stream": stream,

@@ -25,6 +25,7 @@ from backfill_bus import (
     request_cancel,
 )
 from backfill_contracts import CancelJob, parse_command
+from backfill_contracts.errors import describe_validation_error
 from backfill_worker.cancel_scanner import CancelScanner
 from backfill_worker.heartbeat import Heartbeat
 from backfill_worker.retry import RetryPolicy
@@ -105,7 +106,8 @@ class Worker:
         try:
             command = parse_command(msg.body)
         except ValidationError as error:
-            await self._dead_letter(raw["data"], entry_id, f"not a valid command: {error}")
+            reason = f"not a valid command: {describe_validation_error(error)}"
+            await self._dead_letter(raw["data"], entry_id, reason)
             return
         if isinstance(command, CancelJob):
             await request_cancel(
@@ -123,7 +125,6 @@ class Worker:
             await self.heartbeat.set("idle")
 
     async def _dead_letter(self, fields: dict[bytes, bytes], entry_id: str, reason: str) -> None:
-        log.warning("dead-lettering %s %s: %s", self.command_stream, entry_id, reason[:300])
         await dead_letter(
             self.redis,
             self.names,
