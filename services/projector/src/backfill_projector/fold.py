@@ -11,11 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backfill_contracts import (
+    AnyEvent,
     AnyJobEvent,
     ChunkCollected,
     ChunkFailed,
+    CleanupRequested,
     JobCancelled,
     JobFailed,
+    JobHandedBack,
     JobRetrying,
     JobStarted,
     JobSubmitted,
@@ -29,10 +32,12 @@ from backfill_projector.rows import Changes, ChunkRow, JobRow
 _ENVELOPE = {"v", "message_id", "ts", "producer", "type", "job_id", "attempt", "seq"}
 
 
-def fold(changes: Changes, event_id: str, event: AnyJobEvent | WorkerHeartbeat) -> None:
+def fold(changes: Changes, event_id: str, event: AnyEvent) -> None:
     if isinstance(event, WorkerHeartbeat):
         _fold_heartbeat(changes, event)
         return
+    if isinstance(event, CleanupRequested):
+        return  # folded by the maintenance step of the projector
     changes.job_events.append(_job_event_row(event_id, event))
     if isinstance(event, ChunkCollected):
         changes.bars.extend(_bar_rows(event))
@@ -81,6 +86,9 @@ def _fold_job_event(changes: Changes, job: JobRow, event: AnyJobEvent) -> None:
     elif isinstance(event, JobRetrying):
         if not job.is_terminal:
             job.status = "retrying"
+    elif isinstance(event, JobHandedBack):
+        if not job.is_terminal:
+            job.status = "queued"  # waiting for the next worker, which resumes it
     elif isinstance(event, JobSucceeded):
         _finish(job, "succeeded", event.ts)
     elif isinstance(event, JobFailed):
@@ -94,8 +102,17 @@ def _fold_job_event(changes: Changes, job: JobRow, event: AnyJobEvent) -> None:
 
 
 def _fold_submitted(changes: Changes, event: JobSubmitted) -> None:
-    if event.job_id in changes.jobs:
-        return  # replayed, or submitted twice by a retried publish: the first one stands
+    job = changes.jobs.get(event.job_id)
+    if job is not None:
+        if event.attempt > job.attempt:  # retried after it failed or was cancelled
+            job.attempt = event.attempt
+            job.status = "queued"
+            job.error_outcome = job.error_message = None
+            job.finished_at = None
+            job.updated_at = max(job.updated_at, event.ts)
+            job.last_seq = max(job.last_seq, event.seq)
+            changes.dirty_jobs.add(job.job_id)
+        return  # otherwise replayed, or submitted twice by a retried publish: the first stands
     changes.jobs[event.job_id] = JobRow(
         job_id=event.job_id,
         source=event.source,

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backfill_bus import EVENTS_GROUP, Names, body_of, dead_letter, ensure_events_group
-from backfill_contracts import AnyJobEvent, WorkerHeartbeat, parse_event
+from backfill_contracts import AnyEvent, JobEvent, WorkerHeartbeat, parse_event
 from backfill_contracts.errors import describe_validation_error
 from backfill_projector import store
 from backfill_projector.fold import fold
@@ -85,7 +85,7 @@ class Projector:
         """Fold entries into the tables within the caller's transaction, position included."""
         position = await store.read_position(conn, self.stream)
         done = store.parse_entry_id(position) if position else (0, 0)
-        events: list[tuple[str, AnyJobEvent | WorkerHeartbeat]] = []
+        events: list[tuple[str, AnyEvent]] = []
         last_id = position
         for raw_id, fields in entries:
             entry_id = raw_id.decode()
@@ -107,7 +107,7 @@ class Projector:
         if last_id is None or last_id == position:
             return
         changes = Changes()
-        job_ids = {e.job_id for _, e in events if not isinstance(e, WorkerHeartbeat)}
+        job_ids = {e.job_id for _, e in events if isinstance(e, JobEvent)}
         worker_ids = {e.worker_id for _, e in events if isinstance(e, WorkerHeartbeat)}
         await store.load(conn, changes, job_ids, worker_ids)
         for entry_id, event in events:

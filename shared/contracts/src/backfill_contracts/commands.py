@@ -40,6 +40,12 @@ class BarRequest(BaseModel):
     end: datetime
     # validate_default: an omitted `options` gets the source's defaults like an empty one.
     options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    time_limit_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=7 * 86400,
+        description="Fail the job as `timeout` past this many seconds (default: the worker's).",
+    )
 
     @field_validator("start", "end", mode="after")
     @classmethod
@@ -81,6 +87,8 @@ class CollectBars(Message, BarRequest):
     type: Literal["collect_bars"] = "collect_bars"
     job_id: str = Field(min_length=1, max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # 2 and up when the job is run again after it failed or was cancelled (POST .../retry).
+    attempt: int = Field(default=1, ge=1)
 
 
 class CancelJob(Message):

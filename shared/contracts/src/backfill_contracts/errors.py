@@ -8,13 +8,13 @@ from typing import get_args
 from pydantic import ValidationError
 
 from backfill_contracts.commands import CancelJob, CollectBars
-from backfill_contracts.events import AnyJobEvent, WorkerHeartbeat
+from backfill_contracts.events import AnyJobEvent, CleanupRequested, WorkerHeartbeat
 
 
 @cache
 def _union_tags() -> frozenset[str]:
     """The `type` values of every message: pydantic puts them in error locations of unions."""
-    members = [CollectBars, CancelJob, WorkerHeartbeat, *get_args(AnyJobEvent)]
+    members = [CollectBars, CancelJob, WorkerHeartbeat, CleanupRequested, *get_args(AnyJobEvent)]
     return frozenset(str(member.model_fields["type"].default) for member in members)
 
 

@@ -33,7 +33,10 @@ class JobEvent(Message):
 
 
 class JobSubmitted(JobEvent):
-    """The job exists: recorded as queued the moment a client's request was accepted."""
+    """The job exists: recorded as queued the moment a client's request was accepted.
+
+    Submitted again with a higher attempt when a failed or cancelled job is retried.
+    """
 
     type: Literal["job.submitted"] = "job.submitted"
     source: str
@@ -43,6 +46,7 @@ class JobSubmitted(JobEvent):
     end: AwareDatetime
     options: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = None
+    time_limit_s: float | None = None
 
 
 class JobStarted(JobEvent):
@@ -52,6 +56,8 @@ class JobStarted(JobEvent):
     worker_id: str
     price_type: str
     chunks: list[ChunkSpec]
+    # Chunks already collected by an earlier delivery or attempt: the job resumes after them.
+    resumed_chunks: list[int] = Field(default_factory=list)
 
 
 class ChunkCollected(JobEvent):
@@ -108,6 +114,26 @@ class JobCancelled(JobEvent):
     reason: str = "cancelled by request"
 
 
+class JobHandedBack(JobEvent):
+    """A stopping worker gave the job back; another worker resumes it from its checkpoints."""
+
+    type: Literal["job.handed_back"] = "job.handed_back"
+    worker_id: str
+    reason: str
+
+
+class CleanupRequested(Message):
+    """Delete finished jobs (not their bars) that ended before `finished_before`.
+
+    An event rather than a direct delete, so the projector stays the only writer and a rebuild
+    from the log reaches the same tables.
+    """
+
+    type: Literal["maintenance.cleanup"] = "maintenance.cleanup"
+    finished_before: AwareDatetime
+    requested_by: str
+
+
 class WorkerHeartbeat(Message):
     """A worker is alive: sent on a timer and whenever its state changes."""
 
@@ -133,7 +159,9 @@ Event = Annotated[
     | JobSucceeded
     | JobFailed
     | JobCancelled
-    | WorkerHeartbeat,
+    | JobHandedBack
+    | WorkerHeartbeat
+    | CleanupRequested,
     Field(discriminator="type"),
 ]
 AnyJobEvent = (
@@ -145,10 +173,12 @@ AnyJobEvent = (
     | JobSucceeded
     | JobFailed
     | JobCancelled
+    | JobHandedBack
 )
-EVENT_ADAPTER: TypeAdapter[AnyJobEvent | WorkerHeartbeat] = TypeAdapter(Event)
+AnyEvent = AnyJobEvent | WorkerHeartbeat | CleanupRequested
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 
 
-def parse_event(raw: bytes | str) -> AnyJobEvent | WorkerHeartbeat:
+def parse_event(raw: bytes | str) -> AnyEvent:
     """Decode an event from its JSON body; raises pydantic.ValidationError with the reasons."""
     return EVENT_ADAPTER.validate_json(raw)
