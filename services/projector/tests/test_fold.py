@@ -258,6 +258,7 @@ def test_job_event_rows() -> None:
                     {"index": 1, "start": "2024-01-02T00:00:00Z", "end": "2024-01-03T00:00:00Z"},
                     {"index": 2, "start": "2024-01-03T00:00:00Z", "end": "2024-01-04T00:00:00Z"},
                 ],
+                "resumed_chunks": [],
             },
         },
         {
