@@ -116,6 +116,7 @@ class FakeApi:
     timelines: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)
     job_list: dict[str, Any] = field(default_factory=lambda: {"jobs": [], "next_cursor": None})
     stats: dict[str, Any] = field(default_factory=dict)
+    cleanup: tuple[int, Any] = (202, {"finished_before": "2024-06-23T12:00:00Z"})
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Any:
@@ -130,6 +131,8 @@ class FakeApi:
                 return 200, self.job_list
             if method == "GET" and path == "/api/v1/stats":
                 return 200, self.stats
+            if method == "POST" and path == "/api/v1/maintenance/cleanup":
+                return self.cleanup
             if method == "GET" and path.startswith("/api/v1/jobs/"):
                 timeline = self.timelines.get(path.rsplit("/", 1)[1])
                 if not timeline:

@@ -14,6 +14,7 @@ from backfill_contracts import (
     ChunkCollected,
     ChunkFailed,
     ChunkSpec,
+    CleanupRequested,
     JobCancelled,
     JobFailed,
     JobRetrying,
@@ -604,3 +605,18 @@ def test_heartbeats_of_two_workers() -> None:
     assert sorted(changes.workers) == ["w-1", "w-2"]
     assert changes.workers["w-2"]["pid"] == 43
     assert changes.workers["w-2"]["state"] == "starting"
+
+
+# --- maintenance ------------------------------------------------------------------------------
+
+
+def test_a_cleanup_request_ends_the_batch_and_changes_no_row() -> None:
+    changes = run(HAPPY)
+    before = snapshot(changes)
+    events_before = list(changes.job_events)
+    cleanup = CleanupRequested(finished_before=at(100), requested_by="test", ts=at(101))
+    fold(changes, "2000-0", cleanup)
+    # The store deletes when it writes the batch; the fold only records what to delete.
+    assert changes.cleanup_before == at(100)
+    assert snapshot(changes) == before
+    assert changes.job_events == events_before

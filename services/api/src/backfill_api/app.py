@@ -11,9 +11,10 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from backfill_api.dependencies import Services
-from backfill_api.routes import bars, jobs, system
+from backfill_api.routes import bars, jobs, maintenance, system, workers
 from backfill_api.settings import ApiSettings
 from backfill_bus import CommandBus, Names
 from backfill_readmodel.engine import create_engine
@@ -33,6 +34,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             redis=redis,
             engine=engine,
             commands=CommandBus(redis, Names(settings.redis_namespace), producer),
+            settings=settings,
         )
         try:
             yield
@@ -47,8 +49,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (jobs, bars, system):
+    app.add_exception_handler(RedisError, _redis_unavailable)
+    for module in (jobs, bars, system, workers):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(maintenance.router_for(settings), prefix=API_PREFIX)
     return app
 
 
@@ -67,6 +71,15 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
         for item in error.errors()[:50]
     ]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _redis_unavailable(_request: Request, error: Exception) -> JSONResponse:
+    """Redis is down or restarting: nothing was accepted, so the client should try again."""
+    return JSONResponse(
+        {"detail": f"Redis is unavailable ({type(error).__name__}); nothing was accepted, retry"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+    )
 
 
 def _short(value: Any, limit: int = 100) -> Any:

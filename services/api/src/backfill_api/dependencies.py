@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from backfill_api.settings import ApiSettings
 from backfill_bus import CommandBus
 
 
@@ -18,6 +19,7 @@ class Services:
     redis: Redis
     engine: AsyncEngine
     commands: CommandBus
+    settings: ApiSettings
 
 
 def get_services(request: Request) -> Services:

@@ -98,6 +98,21 @@ class ApiClient:
             raise ApiRejectedError(rejection_reasons(_json(response)))
         return _parsed(JobPage.from_json, self._expect(response, 200))
 
+    def cleanup(self, days: int | None) -> str:
+        """Ask for the cleanup of jobs finished more than `days` days ago (None: the API's
+        default); the cutoff the API chose, as ISO 8601."""
+        params = {} if days is None else {"days": days}
+        response = self._request("POST", "/api/v1/maintenance/cleanup", params=params)
+        if response.status_code == 422:
+            raise ApiRejectedError(rejection_reasons(_json(response)))
+        body = self._expect(response, 202)
+        cutoff = body.get("finished_before") if isinstance(body, dict) else None
+        if not isinstance(cutoff, str) or not cutoff:
+            raise ApiResponseError(
+                f"the API accepted the cleanup but sent no cutoff: {body!r:.200}"
+            )
+        return cutoff
+
     def stats(self) -> Stats:
         return _parsed(Stats.from_json, self._expect(self._request("GET", "/api/v1/stats"), 200))
 

@@ -16,6 +16,7 @@ from backfill_cli.api_client import (
     ApiUnreachableError,
     JobRequest,
 )
+from backfill_cli.cleanup import cleanup
 from backfill_cli.models import STATUSES
 from backfill_cli.options import options_dict, parse_option
 from backfill_cli.settings import DEFAULT_API_PORT, SettingsError, api_url, stack_settings
@@ -75,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("stats", parents=[api], help="job counts, success rate, bars stored")
 
+    clean = commands.add_parser(
+        "cleanup",
+        parents=[api],
+        help="delete jobs that finished more than N days ago (their bars stay)",
+    )
+    clean.add_argument(
+        "--days",
+        type=_whole,
+        default=None,
+        help="keep jobs finished in the last N days (default: the API's retention setting)",
+    )
+
     proj = commands.add_parser("projector", help="projector maintenance")
     proj_commands = proj.add_subparsers(dest="projector_command", required=True, metavar="ACTION")
     proj_commands.add_parser(
@@ -120,6 +133,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.command == "jobs":
             filters = {k: getattr(args, k) for k in ("status", "source", "symbol", "limit")}
             return queries.list_jobs(client, filters, sys.stdout, sys.stderr)
+        if args.command == "cleanup":
+            return cleanup(client, args.days, sys.stdout)
         return queries.show_stats(client, sys.stdout)
 
 
@@ -155,10 +170,17 @@ def _port(text: str) -> int:
 
 
 def _positive(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text}")
+    return value
+
+
+def _whole(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more: {text}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
     return value

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
 
 from redis.asyncio import Redis
 
 from backfill_bus import Names
+from backfill_projector.maintenance import Maintenance
 from backfill_projector.projector import Projector
 from backfill_projector.settings import ProjectorSettings
 from backfill_readmodel.engine import create_engine
@@ -20,12 +23,22 @@ log = logging.getLogger("backfill.projector")
 async def _main(command: str, settings: ProjectorSettings) -> None:
     engine = create_engine(settings.database_url)
     redis = Redis.from_url(settings.redis_url)
+    names = Names(settings.redis_namespace)
     projector = Projector(
         engine,
         redis,
-        Names(settings.redis_namespace),
+        names,
         batch_size=settings.projector_batch_size,
         block_ms=settings.projector_block_ms,
+    )
+    maintenance = Maintenance(
+        engine,
+        redis,
+        names,
+        producer=f"projector@{socket.gethostname()}-{os.getpid()}",
+        interval_s=settings.cleanup_interval_s,
+        job_retention_days=settings.job_retention_days,
+        event_retention_days=settings.event_retention_days,
     )
     try:
         if command == "rebuild":
@@ -36,7 +49,10 @@ async def _main(command: str, settings: ProjectorSettings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await projector.run(stop)
+        # One fails, both stop: a projector that stopped loudly takes its schedule with it.
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(projector.run(stop))
+            tasks.create_task(maintenance.run(stop))
     finally:
         await redis.aclose()
         await engine.dispose()
@@ -49,7 +65,8 @@ def main() -> None:
         nargs="?",
         default="run",
         choices=["run", "rebuild"],
-        help="run: fold the event log continuously; rebuild: rebuild every table from the log",
+        help="run: fold the event log continuously (and run the scheduled maintenance);"
+        " rebuild: rebuild the projections from the log (bars are kept)",
     )
     args = parser.parse_args()
     logging.basicConfig(

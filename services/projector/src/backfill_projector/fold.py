@@ -1,5 +1,11 @@
 """The fold: how each event changes the projections. Pure: no I/O, no clock.
 
+A cleanup request ends a batch of changes (`Changes.cleanup_before`): the rows folded before it
+are written, then the store deletes what it names, and the events after it fold into fresh
+changes, in log order, however the log was cut into batches. A cleanup depends on the tables as
+they stand at its place in the log, so it is folded once: the committed position skips it on
+redelivery, and a rebuild starts from empty tables (bars aside, which it never deletes).
+
 Replaying an event already folded changes nothing: a terminal job ignores events of its own
 attempt or earlier (only a new attempt reopens it), chunk counts move by differences, and bars
 and job events are written by key.
@@ -37,7 +43,9 @@ def fold(changes: Changes, event_id: str, event: AnyEvent) -> None:
         _fold_heartbeat(changes, event)
         return
     if isinstance(event, CleanupRequested):
-        return  # folded by the maintenance step of the projector
+        # It ends the batch: the projector writes what was folded, deletes, then goes on.
+        changes.cleanup_before = event.finished_before
+        return
     changes.job_events.append(_job_event_row(event_id, event))
     if isinstance(event, ChunkCollected):
         changes.bars.extend(_bar_rows(event))

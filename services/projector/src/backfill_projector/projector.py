@@ -3,8 +3,12 @@
 Each batch is one transaction that writes the rows and the stream position together, then the
 entries are acked. A crash between commit and ack only means the next start re-reads entries the
 position already covers, and skips them. An entry that is not a valid event goes to the dlq and
-the position moves past it; a database error stops the projector loudly (its supervisor restarts
-it), because skipping it would leave the tables wrong.
+the position moves past it.
+
+An outage (PostgreSQL or SQLite unavailable, Redis down or restarting) pauses the projector: it
+logs one warning, retries with capped exponential backoff and catches up when the server is
+back. Any other error stops it loudly (its supervisor restarts it), because skipping an event
+would leave the tables wrong.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from backfill_bus import EVENTS_GROUP, Names, body_of, dead_letter, ensure_event
 from backfill_contracts import AnyEvent, JobEvent, WorkerHeartbeat, parse_event
 from backfill_contracts.errors import describe_validation_error
 from backfill_projector import store
+from backfill_projector.faults import Backoff, OutageLog, outage_of, pause
 from backfill_projector.fold import fold
 from backfill_projector.rows import Changes
 
@@ -52,10 +57,31 @@ class Projector:
         return self.names.events
 
     async def run(self, stop: asyncio.Event) -> None:
-        await ensure_events_group(self.redis, self.names)
+        """Project until `stop` is set, riding out database and Redis outages."""
         log.info("projecting %s", self.stream)
+        backoff = Backoff()
+        outages = OutageLog(log, "projector")
+        group_ready = False
         while not stop.is_set():
-            await self.step()
+            try:
+                if not group_ready:
+                    await ensure_events_group(self.redis, self.names)
+                    group_ready = True
+                await self.step()
+            except Exception as error:
+                outage = outage_of(error)
+                if outage is None:
+                    raise  # a bug, or data the tables refuse: retrying would fail the same way
+                delay = backoff.take()
+                outages.failed(outage, error, delay)
+                # The batch was read but not acked: read this consumer's pending entries first.
+                self._read_pending_first = True
+                if outage == "redis":
+                    group_ready = False  # a restarted Redis may have come back without it
+                await pause(stop, delay)
+            else:
+                outages.recovered()
+                backoff.reset()
 
     async def step(self) -> int:
         """Read one batch (waiting up to block_ms), fold it, ack it; returns how many entries."""
@@ -107,23 +133,32 @@ class Projector:
         if last_id is None or last_id == position:
             return
         changes = Changes()
-        job_ids = {e.job_id for _, e in events if isinstance(e, JobEvent)}
-        worker_ids = {e.worker_id for _, e in events if isinstance(e, WorkerHeartbeat)}
-        await store.load(conn, changes, job_ids, worker_ids)
-        for entry_id, event in events:
+        await store.load(conn, changes, *_touched(events))
+        for index, (entry_id, event) in enumerate(events):
             fold(changes, entry_id, event)
+            if changes.cleanup_before is not None:
+                # In log order: the rows folded so far are written, the cleanup deletes, and
+                # the events after it fold onto what is left.
+                await store.save(conn, changes)
+                changes = Changes()
+                await store.load(conn, changes, *_touched(events[index + 1 :]))
         await store.save(conn, changes)
         await store.write_position(conn, self.stream, last_id)
 
     async def rebuild(self, page_size: int = 1000) -> int:
-        """Rebuild every projection from the retained log, in one transaction; returns entries read.
+        """Rebuild the projections from the retained log, in one transaction; returns entries read.
+
+        Jobs, chunks, job events and workers are emptied and refolded. Bars are kept: refolded
+        chunks upsert the same values on the same keys, and the bars of events already trimmed
+        from the log (older than the event retention) must not be lost. Cleanup requests on the
+        log delete the same jobs again, so the tables come out as the live projector left them.
 
         Readers see the old tables until the new ones are committed. Invalid entries were
         dead-lettered when first met, so they are skipped here without a second copy.
         """
         count = 0
         async with self.engine.begin() as conn:
-            await store.delete_all(conn)
+            await store.delete_projections(conn)
             start = "-"
             while True:
                 page: Any = await self.redis.xrange(self.stream, min=start, count=page_size)
@@ -134,3 +169,10 @@ class Projector:
                 start = "(" + page[-1][0].decode()
         log.info("rebuilt projections from %d entries of %s", count, self.stream)
         return count
+
+
+def _touched(events: Sequence[tuple[str, AnyEvent]]) -> tuple[set[str], set[str]]:
+    """The jobs and workers these events are about: the rows to load before folding them."""
+    job_ids = {e.job_id for _, e in events if isinstance(e, JobEvent)}
+    worker_ids = {e.worker_id for _, e in events if isinstance(e, WorkerHeartbeat)}
+    return job_ids, worker_ids

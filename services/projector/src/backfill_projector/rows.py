@@ -71,3 +71,6 @@ class Changes:
     workers: dict[str, dict[str, Any]] = field(default_factory=dict)
     dirty_jobs: set[str] = field(default_factory=set)
     dirty_chunks: set[tuple[str, int]] = field(default_factory=set)
+    # A cleanup folded at the end of this batch: the store deletes finished jobs that ended
+    # before it (and workers silent since), after writing the rows folded before it.
+    cleanup_before: datetime | None = None

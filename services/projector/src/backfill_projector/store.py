@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backfill_projector.rows import Changes, ChunkRow, JobRow
+from backfill_projector.rows import TERMINAL_STATUSES, Changes, ChunkRow, JobRow
 from backfill_readmodel.tables import (
     bars,
     job_chunks,
@@ -35,6 +36,12 @@ async def read_position(conn: AsyncConnection, stream: str) -> str | None:
     query = select(projector_positions.c.last_id).where(projector_positions.c.stream == stream)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()  # a rebuild and the live projector never interleave
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def committed_position(conn: AsyncConnection, stream: str) -> str | None:
+    """The position as committed, read without a lock (for trimming, never for folding)."""
+    query = select(projector_positions.c.last_id).where(projector_positions.c.stream == stream)
     return (await conn.execute(query)).scalar_one_or_none()
 
 
@@ -69,10 +76,25 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
     await insert_ignore(conn, job_events, changes.job_events, ["event_id"])
     await upsert(conn, bars, _last_per_key(changes.bars), [c.name for c in bars.primary_key])
     await upsert(conn, workers, list(changes.workers.values()), ["worker_id"])
+    if changes.cleanup_before is not None:
+        await delete_finished(conn, changes.cleanup_before)
 
 
-async def delete_all(conn: AsyncConnection) -> None:
-    for table in (bars, job_events, job_chunks, jobs, workers, projector_positions):
+async def delete_finished(conn: AsyncConnection, before: datetime) -> None:
+    """Delete the jobs that ended before `before`, with their chunks and history, and the
+    workers not heard from since. Bars are never deleted: they are the product."""
+    finished = (jobs.c.status.in_(TERMINAL_STATUSES)) & (jobs.c.finished_at < before)
+    finished_ids = select(jobs.c.job_id).where(finished)
+    await conn.execute(job_events.delete().where(job_events.c.job_id.in_(finished_ids)))
+    await conn.execute(job_chunks.delete().where(job_chunks.c.job_id.in_(finished_ids)))
+    await conn.execute(jobs.delete().where(finished))
+    await conn.execute(workers.delete().where(workers.c.last_heartbeat < before))
+
+
+async def delete_projections(conn: AsyncConnection) -> None:
+    """Empty every table a rebuild refills. Bars are kept: refolded chunks upsert the same
+    values, and bars whose events were trimmed from the log stay."""
+    for table in (job_events, job_chunks, jobs, workers, projector_positions):
         await conn.execute(table.delete())
 
 

@@ -12,6 +12,16 @@ from backfill_bus.commands import CommandBus
 from backfill_bus.dead_letters import dead_letter
 from backfill_bus.event_log import EventLog
 from backfill_bus.groups import ensure_command_group, ensure_events_group, ensure_group
+from backfill_bus.maintenance import (
+    RetentionSettings,
+    cleanup_request,
+    finished_before,
+    period_of,
+    request_cleanup,
+    request_cleanup_once,
+    trim_commands,
+    trim_events,
+)
 from backfill_bus.names import EVENTS_GROUP, Names
 from backfill_bus.settings import RedisSettings
 
@@ -22,14 +32,22 @@ __all__ = [
     "EventLog",
     "Names",
     "RedisSettings",
+    "RetentionSettings",
     "body_of",
     "cancel_reason",
+    "cleanup_request",
     "dead_letter",
     "encode",
     "ensure_command_group",
     "ensure_events_group",
     "ensure_group",
+    "finished_before",
     "mark_submitted",
+    "period_of",
     "request_cancel",
+    "request_cleanup",
+    "request_cleanup_once",
     "take_ownership",
+    "trim_commands",
+    "trim_events",
 ]

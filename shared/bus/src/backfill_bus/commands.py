@@ -53,5 +53,32 @@ class CommandBus:
             await pipe.execute()
         return command
 
+    async def retry(self, request: BarRequest, job_id: str, attempt: int) -> CollectBars | None:
+        """Run a failed or cancelled job again as `attempt`, resuming from its checkpoints.
+
+        None when that attempt was already requested (a double click, two API replicas).
+        """
+        if not await self.redis.set(
+            self.names.job_key(job_id, f"attempt:{attempt}"), b"1", nx=True, ex=JOB_KEY_TTL_S
+        ):
+            return None
+        fields = request.model_dump()
+        command = CollectBars(**fields, job_id=job_id, attempt=attempt, producer=self.producer)
+        submitted = JobSubmitted(
+            **fields,
+            job_id=job_id,
+            attempt=attempt,
+            seq=await self.events.next_seq(job_id),
+            producer=self.producer,
+            ts=command.ts,
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            # The new attempt starts clean: no cancel flag, no owner, a fresh time limit.
+            pipe.delete(self.names.job_key(job_id, "cancel"), self.names.job_key(job_id, "owner"))
+            pipe.xadd(self.names.events, encode(submitted))
+            pipe.xadd(self.names.command_stream(request.source), encode(command))
+            await pipe.execute()
+        return command
+
     async def cancel(self, job_id: str, reason: str = "cancelled by request") -> CancelResult:
         return await request_cancel(self.redis, self.names, self.events, job_id, reason)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backfill_readmodel.tables import bars, job_chunks, job_events, jobs
+from backfill_readmodel.tables import bars, job_chunks, job_events, jobs, workers
 from backfill_readmodel.views import (
     BarView,
     ChunkView,
@@ -21,6 +21,7 @@ from backfill_readmodel.views import (
     JobView,
     Progress,
     Stats,
+    WorkerView,
 )
 
 ACTIVE_STATUSES = ("queued", "running", "retrying")
@@ -184,3 +185,47 @@ async def stats(conn: AsyncConnection) -> Stats:
         mean_duration_s=None if mean is None else round(float(mean), 3),
         bars_stored=int(bars_stored),
     )
+
+
+async def submitted_request(conn: AsyncConnection, job_id: str) -> dict[str, Any] | None:
+    """What the job's latest submission asked for (its parameters and time limit)."""
+    query = (
+        select(job_events.c.data)
+        .where(job_events.c.job_id == job_id, job_events.c.type == "job.submitted")
+        .order_by(job_events.c.seq.desc())
+        .limit(1)
+    )
+    data = (await conn.execute(query)).scalar_one_or_none()
+    return None if data is None else dict(data)
+
+
+async def list_workers(
+    conn: AsyncConnection, now: datetime, dead_after_s: float, source: str | None = None
+) -> list[WorkerView]:
+    """Workers by last heartbeat, newest first; alive = heard from within `dead_after_s`."""
+    query = select(workers).order_by(workers.c.last_heartbeat.desc())
+    if source is not None:
+        query = query.where(workers.c.source == source)
+    return [
+        WorkerView(
+            **row,
+            alive=row["state"] != "stopped"
+            and (now - row["last_heartbeat"]).total_seconds() <= dead_after_s,
+        )
+        for row in (await conn.execute(query)).mappings()
+    ]
+
+
+async def waiting_notice(
+    conn: AsyncConnection, job: JobView, now: datetime, dead_after_s: float
+) -> str | None:
+    """For a queued job whose source has no live worker: say so, and since when."""
+    if job.status != "queued":
+        return None
+    found = await list_workers(conn, now, dead_after_s, source=job.source)
+    if any(worker.alive for worker in found):
+        return None
+    if not found:
+        return f"no {job.source} worker has been online yet; the job waits for one"
+    last = max(worker.last_heartbeat for worker in found)
+    return f"no {job.source} worker online since {last.isoformat()}; the job waits for one"

@@ -38,6 +38,8 @@ class JobView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    # Set while the job waits on something the user should know about, in plain words.
+    notice: str | None = None
 
 
 class JobPage(BaseModel):
@@ -73,6 +75,19 @@ class BarView(BaseModel):
     low: float
     close: float
     volume: float
+
+
+class WorkerView(BaseModel):
+    worker_id: str
+    source: str
+    host: str
+    pid: int
+    state: str
+    current_job: str | None
+    started_at: datetime
+    last_heartbeat: datetime
+    alive: bool
+    info: dict[str, Any]
 
 
 class Stats(BaseModel):

@@ -2,7 +2,7 @@
 
 from backfill_worker.main import run_worker, serve
 from backfill_worker.retry import RetryPolicy
-from backfill_worker.runner import JobRunner
+from backfill_worker.runner import JobRunner, Limits, RunResult
 from backfill_worker.settings import WorkerSettings
 from backfill_worker.source import FetchRequest, Plan, Source, SourceError
 from backfill_worker.worker import Worker
@@ -10,8 +10,10 @@ from backfill_worker.worker import Worker
 __all__ = [
     "FetchRequest",
     "JobRunner",
+    "Limits",
     "Plan",
     "RetryPolicy",
+    "RunResult",
     "Source",
     "SourceError",
     "Worker",

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from backfill_bus import EventLog, Names, body_of, request_cancel
+from backfill_bus import EventLog, Names, request_cancel
 from backfill_contracts import CancelJob, parse_command
+from backfill_worker.envelope import command_body
 
 _PAGE = 500
 
@@ -47,7 +48,7 @@ class CancelScanner:
             page: Any = await self.redis.xrange(self.stream, min=f"({self.position}", count=_PAGE)
             for entry_id, fields in page:
                 self.position = entry_id.decode()
-                body = body_of(fields)
+                body = command_body(fields)
                 if b"cancel_job" in body:  # cheap filter: most entries are jobs, not cancels
                     await self._apply(body)
             if len(page) < _PAGE:

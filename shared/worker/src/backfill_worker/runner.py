@@ -1,17 +1,26 @@
 """Runs one job: plan, announce, fetch chunk by chunk with retries, and end with a terminal event.
 
-`run` returns only once the job's terminal event is on the log; the caller acks the command then.
+`run` says how the job left this worker: finished (its terminal event is on the log: ack the
+command), handed back (the worker is stopping: another one resumes it) or lost (another worker
+took the entry over: say nothing more). Chunks already collected, by an earlier delivery or an
+earlier attempt, are skipped: a job resumes at its first unfinished chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass
+from enum import Enum
+from functools import partial
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
 from backfill_bus import EventLog, Names, cancel_reason, mark_submitted, take_ownership
+from backfill_bus.event_log import JOB_KEY_TTL_S
 from backfill_contracts import (
     BarBatch,
     ChunkCollected,
@@ -19,7 +28,9 @@ from backfill_contracts import (
     ChunkSpec,
     CollectBars,
     JobCancelled,
+    JobEvent,
     JobFailed,
+    JobHandedBack,
     JobRetrying,
     JobStarted,
     JobSubmitted,
@@ -27,18 +38,46 @@ from backfill_contracts import (
     Outcome,
 )
 from backfill_worker.cancel_scanner import CancelScanner
+from backfill_worker.checkpoints import Checkpoints
+from backfill_worker.claims import Held
+from backfill_worker.interrupts import (
+    ClaimLostError,
+    HandBackError,
+    JobCancelledError,
+    JobInterrupted,
+    JobTimeLimitError,
+)
+from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.source import FetchRequest, Plan, Source, SourceError
 
 log = logging.getLogger(__name__)
+E = TypeVar("E", bound=JobEvent)
 
 
-class JobCancelledError(Exception):
-    """Raised inside a running job when someone asked to cancel it."""
+class RunResult(Enum):
+    FINISHED = "finished"
+    HANDED_BACK = "handed_back"
+    LOST = "lost"
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    job_time_limit_s: float = 3600.0
+    request_timeout_s: float = 60.0
+    poll_interval_s: float = 0.2
+
+
+@dataclass(slots=True)
+class _Run:
+    job: CollectBars
+    held: Held
+    limit_s: float
+    deadline: float  # time.monotonic() past which the job fails as a timeout
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempt
 
 
 class JobRunner:
@@ -51,7 +90,8 @@ class JobRunner:
         worker_id: str,
         retry: RetryPolicy,
         cancels: CancelScanner,
-        cancel_poll_interval_s: float = 0.2,
+        stopping: asyncio.Event,
+        limits: Limits | None = None,
     ) -> None:
         self.source = source
         self.redis = redis
@@ -60,106 +100,117 @@ class JobRunner:
         self.worker_id = worker_id
         self.retry = retry
         self.cancels = cancels
-        self.cancel_poll_interval_s = cancel_poll_interval_s
+        self.stopping = stopping
+        self.limits = limits or Limits()
 
-    async def run(self, job: CollectBars, attempt: int = 1) -> None:
+    async def run(self, job: CollectBars, held: Held) -> RunResult:
         recorded_now = await self._record_submission_if_unknown(job)
-        await self.cancels.sync()  # a cancel queued behind this job must stop it from starting
-        if not await take_ownership(self.redis, self.names, job.job_id, self.worker_id):
+        await self._redis(self.cancels.sync, "reading cancels")
+        owned = await self._redis(
+            partial(take_ownership, self.redis, self.names, job.job_id, self.worker_id),
+            "taking the job",
+        )
+        if not owned:
             log.info("job %s was cancelled while queued; not starting it", job.job_id)
             if recorded_now:  # its canceller could not say so before the job was on the log
-                reason = await cancel_reason(self.redis, self.names, job.job_id)
-                await self.events.emit(
-                    JobCancelled,
-                    job_id=job.job_id,
-                    attempt=attempt,
-                    reason=reason or "cancelled by request",
+                reason = await self._redis(
+                    partial(cancel_reason, self.redis, self.names, job.job_id), "reading cancel"
                 )
-            return
+                await self._emit(JobCancelled, job, reason=reason or "cancelled by request")
+            return RunResult.FINISHED
+        run = await self._redis(partial(self._start_clock, job, held), "starting the clock")
         try:
-            await self._check_cancel(job)
+            await self._check(run)
             plan = await self.source.plan(job)
-        except JobCancelledError as cancelled:
-            await self.events.emit(
-                JobCancelled, job_id=job.job_id, attempt=attempt, reason=cancelled.reason
-            )
-            return
+            await self._collect(run, plan)
         except SourceError as error:
-            await self._fail(job, attempt, error.outcome, error.message, chunk=None)
-            return
-        await self.events.emit(
-            JobStarted,
-            job_id=job.job_id,
-            attempt=attempt,
-            worker_id=self.worker_id,
-            price_type=plan.price_type,
-            chunks=plan.chunks,
-        )
-        await self._collect(job, attempt, plan)
+            await self._emit(JobFailed, job, outcome=error.outcome, message=error.message)
+        except JobCancelledError as cancelled:
+            await self._emit(JobCancelled, job, reason=cancelled.reason)
+        except JobTimeLimitError as timeout:
+            await self._emit(JobFailed, job, outcome=Outcome.TIMEOUT, message=str(timeout))
+        except HandBackError:
+            await self._emit(JobHandedBack, job, worker_id=self.worker_id, reason="worker stopping")
+            return RunResult.HANDED_BACK
+        except ClaimLostError:
+            return RunResult.LOST
+        return RunResult.FINISHED
+
+    async def _start_clock(self, job: CollectBars, held: Held) -> _Run:
+        """The time limit runs from the attempt's first start, across reclaims and handbacks."""
+        limit = job.time_limit_s or self.limits.job_time_limit_s
+        key = self.names.job_key(job.job_id, f"deadline:{job.attempt}")
+        await self.redis.set(key, f"{time.time() + limit:.3f}", nx=True, ex=JOB_KEY_TTL_S)
+        stored: Any = await self.redis.get(key)
+        remaining = float(stored) - time.time()
+        return _Run(job, held, limit, time.monotonic() + remaining)
 
     async def _record_submission_if_unknown(self, job: CollectBars) -> bool:
         """A command published straight onto the stream (no API) has no submitted event yet.
 
         Returns True when this call recorded it.
         """
-        if not await mark_submitted(self.redis, self.names, job.job_id):
+        first = await self._redis(
+            partial(mark_submitted, self.redis, self.names, job.job_id), "marking submitted"
+        )
+        if not first:
             return False
-        await self.events.emit(
+        await self._emit(
             JobSubmitted,
-            job_id=job.job_id,
-            attempt=1,
+            job,
             ts=job.ts,
-            **job.model_dump(include={"source", "symbol", "bar_size", "start", "end", "options"}),
+            **job.model_dump(
+                include={"source", "symbol", "bar_size", "start", "end", "options", "time_limit_s"}
+            ),
             idempotency_key=job.idempotency_key,
         )
         return True
 
-    async def _collect(self, job: CollectBars, attempt: int, plan: Plan) -> None:
-        bars_total = 0
-        try:
-            for chunk in plan.chunks:
-                await self._check_cancel(job)
-                bars = await self._fetch_with_retries(job, attempt, chunk)
-                if bars is None:
-                    return  # the job failed; its terminal event is on the log
-                bars_total += len(bars)
-                await self.events.emit(
-                    ChunkCollected,
-                    job_id=job.job_id,
-                    attempt=attempt,
-                    chunk=chunk.index,
-                    source=job.source,
-                    symbol=job.symbol,
-                    bar_size=job.bar_size,
-                    price_type=plan.price_type,
-                    bars=bars,
-                )
-        except JobCancelledError as cancelled:
-            await self.events.emit(
-                JobCancelled, job_id=job.job_id, attempt=attempt, reason=cancelled.reason
-            )
-            return
-        await self.events.emit(
-            JobSucceeded,
-            job_id=job.job_id,
-            attempt=attempt,
-            chunks=len(plan.chunks),
-            bars=bars_total,
+    async def _collect(self, run: _Run, plan: Plan) -> None:
+        job = run.job
+        checkpoints = Checkpoints(self.redis, self.names, job.job_id)
+        done = await self._redis(lambda: checkpoints.done(plan.chunks), "reading checkpoints")
+        await self._emit(
+            JobStarted,
+            job,
+            worker_id=self.worker_id,
+            price_type=plan.price_type,
+            chunks=plan.chunks,
+            resumed_chunks=sorted(done),
         )
+        bars_total = sum(done.values())
+        for chunk in plan.chunks:
+            if chunk.index in done:
+                continue
+            await self._check(run)
+            bars = await self._fetch_with_retries(run, chunk)
+            if bars is None:
+                return  # the job failed; its terminal event is on the log
+            await self._emit(
+                ChunkCollected,
+                job,
+                chunk=chunk.index,
+                source=job.source,
+                symbol=job.symbol,
+                bar_size=job.bar_size,
+                price_type=plan.price_type,
+                bars=bars,
+            )
+            await self._redis(partial(checkpoints.mark, chunk, len(bars)), "checkpoint")
+            bars_total += len(bars)
+        await self._emit(JobSucceeded, job, chunks=len(plan.chunks), bars=bars_total)
 
-    async def _fetch_with_retries(
-        self, job: CollectBars, attempt: int, chunk: ChunkSpec
-    ) -> BarBatch | None:
+    async def _fetch_with_retries(self, run: _Run, chunk: ChunkSpec) -> BarBatch | None:
         """The chunk's bars, or None once the job has failed (its failed event emitted)."""
+        job = run.job
         for try_number in range(1, self.retry.max_tries + 1):
             try:
-                return await self.source.fetch(FetchRequest(job, chunk, try_number))
+                return await self._fetch(run, FetchRequest(job, chunk, try_number))
             except SourceError as error:
                 will_retry = error.outcome.is_transient and try_number < self.retry.max_tries
-                await self.events.emit(
+                await self._emit(
                     ChunkFailed,
-                    job_id=job.job_id,
-                    attempt=attempt,
+                    job,
                     chunk=chunk.index,
                     outcome=error.outcome,
                     message=error.message,
@@ -169,41 +220,75 @@ class JobRunner:
                     message = error.message
                     if error.outcome.is_transient:
                         message = f"{message} (gave up after {try_number} tries)"
-                    await self._fail(job, attempt, error.outcome, message, chunk=chunk.index)
+                    await self._emit(
+                        JobFailed, job, outcome=error.outcome, message=message, chunk=chunk.index
+                    )
                     return None
                 delay = self.retry.delay_before(try_number + 1)
-                await self.events.emit(
+                await self._emit(
                     JobRetrying,
-                    job_id=job.job_id,
-                    attempt=attempt,
+                    job,
                     chunk=chunk.index,
                     next_try=try_number + 1,
                     delay_s=round(delay, 3),
                     outcome=error.outcome,
                 )
-                await self._sleep_unless_cancelled(job, delay)
+                await self._sleep(run, delay)
         raise AssertionError("unreachable: the last try either returns or fails the job")
 
-    async def _fail(
-        self, job: CollectBars, attempt: int, outcome: Outcome, message: str, chunk: int | None
-    ) -> None:
-        await self.events.emit(
-            JobFailed,
-            job_id=job.job_id,
-            attempt=attempt,
-            outcome=outcome,
-            message=message,
-            chunk=chunk,
-        )
+    async def _fetch(self, run: _Run, request: FetchRequest) -> BarBatch:
+        """One request, watched: a cancel, a stop or the time limit interrupt it within a poll."""
+        timeout = self.limits.request_timeout_s
+        give_up = time.monotonic() + timeout
+        task = asyncio.create_task(self.source.fetch(request))
+        try:
+            while True:
+                wait = min(self.limits.poll_interval_s, give_up - time.monotonic())
+                done, _ = await asyncio.wait({task}, timeout=max(0.0, wait))
+                if done:
+                    return task.result()
+                await self._check(run)
+                if time.monotonic() >= give_up:
+                    raise SourceError(
+                        Outcome.TIMEOUT, f"the request took longer than {timeout:g} s"
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, timeout=5)
 
-    async def _check_cancel(self, job: CollectBars) -> None:
-        await self.cancels.sync()
-        reason = await cancel_reason(self.redis, self.names, job.job_id)
-        if reason is not None:
-            raise JobCancelledError(reason)
-
-    async def _sleep_unless_cancelled(self, job: CollectBars, delay: float) -> None:
+    async def _sleep(self, run: _Run, delay: float) -> None:
         deadline = time.monotonic() + delay
         while (remaining := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(remaining, self.cancel_poll_interval_s))
-            await self._check_cancel(job)
+            await asyncio.sleep(min(remaining, self.limits.poll_interval_s))
+            await self._check(run)
+
+    async def _check(self, run: _Run) -> None:
+        """Raise the reason to stop now, if there is one (in order of precedence)."""
+        if run.held.lost:
+            raise ClaimLostError
+        if self.stopping.is_set():
+            raise HandBackError
+        await self._redis(self.cancels.sync, "reading cancels")
+        reason = await self._redis(
+            lambda: cancel_reason(self.redis, self.names, run.job.job_id), "reading cancel flag"
+        )
+        if reason is not None:
+            raise JobCancelledError(reason)
+        if time.monotonic() >= run.deadline:
+            raise JobTimeLimitError(run.limit_s)
+
+    async def _emit(self, event_type: type[E], job: CollectBars, **fields: Any) -> E:
+        async def emit() -> E:
+            return await self.events.emit(
+                event_type, job_id=job.job_id, attempt=job.attempt, **fields
+            )
+
+        return await retry_on_disconnect(emit, f"emitting {event_type.__name__}")
+
+    async def _redis(self, operation: Any, what: str) -> Any:
+        return await retry_on_disconnect(operation, what)
+
+
+__all__ = ["JobInterrupted", "JobRunner", "Limits", "RunResult"]

@@ -1,13 +1,21 @@
-"""A worker process: one source, a FastStream consumer on its command stream, heartbeats.
+"""A worker process: one source, one job at a time, and every way a command can reach it.
 
-Ack policy: REJECT_ON_ERROR, stated explicitly. The handler returns (and FastStream acks) only
-after the job's terminal event is on the log, or after an unusable entry was dead-lettered; an
-unexpected exception leaves the entry pending for the crash-recovery claimer.
+New commands come through a FastStream consumer on the source's command stream. Commands whose
+worker died are taken over (XAUTOCLAIM, once idle past `claim_idle_ms`) before any new command
+is started, since they are older, and by a timer while the worker is idle. Everything runs under
+one slot, so a worker runs one job at a time.
+
+Ack policy: MANUAL, stated explicitly. An entry is acked only after the job's terminal event is
+on the log (or after an unusable entry was dead-lettered). A job handed back on shutdown, or
+whose entry another worker took over, is not acked: its entry stays pending for the next worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from typing import Any
 
 from faststream import AckPolicy
@@ -24,16 +32,21 @@ from backfill_bus import (
     ensure_events_group,
     request_cancel,
 )
-from backfill_contracts import CancelJob, parse_command
+from backfill_contracts import CancelJob, CollectBars, JobFailed, Outcome, parse_command
 from backfill_contracts.errors import describe_validation_error
 from backfill_worker.cancel_scanner import CancelScanner
+from backfill_worker.claims import ClaimKeeper
+from backfill_worker.envelope import command_body
 from backfill_worker.heartbeat import Heartbeat
+from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
-from backfill_worker.runner import JobRunner
+from backfill_worker.runner import JobRunner, Limits, RunResult
 from backfill_worker.settings import WorkerSettings
 from backfill_worker.source import Source
 
 log = logging.getLogger(__name__)
+# Bounded, so a new command held meanwhile waits for at most this many older jobs.
+_TAKEOVERS_PER_CHECK = 10
 
 
 class Worker:
@@ -46,6 +59,15 @@ class Worker:
         self.heartbeat = Heartbeat(
             self.events, settings.worker_id, source.name, settings.heartbeat_interval_s
         )
+        self.stopping = asyncio.Event()
+        self.slot = asyncio.Lock()  # one job at a time per worker process
+        self.claims = ClaimKeeper(
+            self.redis,
+            self.command_stream,
+            self.names.command_group(source.name),
+            settings.worker_id,
+            settings.claim_idle_ms,
+        )
         self.runner = JobRunner(
             source,
             self.redis,
@@ -56,9 +78,18 @@ class Worker:
                 settings.max_chunk_tries, settings.retry_base_delay_s, settings.retry_max_delay_s
             ),
             CancelScanner(self.redis, self.names, source.name, self.events),
-            settings.cancel_poll_interval_s,
+            self.stopping,
+            Limits(
+                settings.job_time_limit_s,
+                settings.request_timeout_s,
+                settings.cancel_poll_interval_s,
+            ),
         )
         self.broker = self._build_broker()
+        self._claimer: asyncio.Task[None] | None = None
+        self._claim_cursor = "0-0"
+        self._last_claim_check = 0.0
+        self._stopped = False
 
     @property
     def command_stream(self) -> str:
@@ -75,7 +106,7 @@ class Worker:
                 max_records=1,
                 polling_interval=self.settings.poll_interval_ms,
             ),
-            ack_policy=AckPolicy.REJECT_ON_ERROR,
+            ack_policy=AckPolicy.MANUAL,
             title=f"{self.command_stream}:collect",
             description=f"Jobs for the {self.source.name} source: CollectBars and CancelJob.",
         )
@@ -87,15 +118,31 @@ class Worker:
         await ensure_command_group(self.redis, self.names, self.source.name)
         await ensure_events_group(self.redis, self.names)
         await self.heartbeat.set("starting")
+        self.claims.start()
         await self.broker.start()
         self.heartbeat.start()
+        self._claimer = asyncio.create_task(self._claim_loop(), name="claimer")
         await self.heartbeat.set("idle")
         log.info("worker %s consuming %s", self.settings.worker_id, self.command_stream)
 
     async def stop(self) -> None:
-        await self.heartbeat.stop()
+        """Stop taking work, hand the running job back, and close, within `shutdown_grace_s`."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stopping.set()
         await self.heartbeat.set("stopping", self.heartbeat.current_job)
+        if self._claimer is not None:
+            await self._claimer
+        # The running job sees `stopping` within a poll and hands itself back; wait for that
+        # before the broker stops, so FastStream never cancels a handler halfway.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.shutdown_grace_s):
+                async with self.slot:
+                    pass
         await self.broker.stop()
+        await self.claims.stop()
+        await self.heartbeat.stop()
         await self.heartbeat.set("stopped")
         await self.redis.aclose()
 
@@ -103,28 +150,124 @@ class Worker:
         raw: Any = msg.raw_message
         entry_id = raw["message_ids"][0]
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        await self.process(entry_id, raw["data"])
+
+    async def process(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        """Handle one delivered entry (read or claimed) under the worker's single job slot."""
+        held = self.claims.hold(entry_id)  # kept fresh even while waiting for the slot
         try:
-            command = parse_command(msg.body)
+            async with self.slot:
+                await self._take_over_abandoned()  # older work first
+                await self._process(entry_id, fields, held)
+        finally:
+            self.claims.release(entry_id)
+
+    async def _take_over_abandoned(self, force: bool = False) -> None:
+        """Run the entries of dead workers and this worker's own orphans; call under the slot.
+
+        Throttled to once per claim interval: each check costs two round trips.
+        """
+        now = time.monotonic()
+        if not force and now - self._last_claim_check < self.settings.claim_interval_ms / 1000:
+            return
+        self._last_claim_check = now
+        for _ in range(_TAKEOVERS_PER_CHECK):
+            if self.stopping.is_set():
+                return
+            try:
+                orphans = await self.claims.orphans()
+                entry = orphans[0] if orphans else None
+                if entry is None:
+                    self._claim_cursor, entry = await self.claims.claim_one(self._claim_cursor)
+            except Exception:  # Redis away for a moment: the next check tries again
+                log.warning("looking for abandoned commands failed", exc_info=True)
+                return
+            if entry is None:
+                return
+            log.info("taking over %s %s", self.command_stream, entry[0])
+            held = self.claims.hold(entry[0])
+            try:
+                await self._process(entry[0], entry[1], held)
+            finally:
+                self.claims.release(entry[0])
+
+    async def _process(self, entry_id: str, fields: dict[bytes, bytes], held: Any) -> None:
+        deliveries = await retry_on_disconnect(
+            lambda: self.claims.touch(entry_id), "checking the claim"
+        )
+        if deliveries < 0 or held.lost:
+            log.info("entry %s is no longer ours; leaving it", entry_id)
+            return
+        try:
+            command = parse_command(command_body(fields))
         except ValidationError as error:
             reason = f"not a valid command: {describe_validation_error(error)}"
-            await self._dead_letter(raw["data"], entry_id, reason)
+            await self._dead_letter(entry_id, fields, reason)
+            return
+        if deliveries > self.settings.max_deliveries:
+            await self._poison(entry_id, fields, command, deliveries)
             return
         if isinstance(command, CancelJob):
             await request_cancel(
                 self.redis, self.names, self.events, command.job_id, command.reason
             )
+            await self.claims.ack(entry_id)
             return
         if command.source != self.source.name:
             reason = f"command for source {command.source!r} on {self.command_stream}"
-            await self._dead_letter(raw["data"], entry_id, reason)
+            await self._dead_letter(entry_id, fields, reason)
             return
+        if self.stopping.is_set():
+            await self.claims.hand_back(entry_id)
+            return
+        await self._run(entry_id, command, held)
+
+    async def _run(self, entry_id: str, command: CollectBars, held: Any) -> None:
         await self.heartbeat.set("busy", command.job_id)
         try:
-            await self.runner.run(command)
+            result = await self.runner.run(command, held)
         finally:
-            await self.heartbeat.set("idle")
+            await self.heartbeat.set("stopping" if self.stopping.is_set() else "idle")
+        if result is RunResult.FINISHED:
+            await self.claims.ack(entry_id)
+        elif result is RunResult.HANDED_BACK:
+            await self.claims.hand_back(entry_id)
+            log.info("handed job %s back for another worker", command.job_id)
 
-    async def _dead_letter(self, fields: dict[bytes, bytes], entry_id: str, reason: str) -> None:
+    async def _claim_loop(self) -> None:
+        """While idle, take over entries whose worker died (idle past the threshold)."""
+        interval = self.settings.claim_interval_ms / 1000
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+                return
+            if self.slot.locked():
+                continue
+            async with self.slot:
+                await self._take_over_abandoned(force=True)
+
+    async def _poison(
+        self, entry_id: str, fields: dict[bytes, bytes], command: Any, deliveries: int
+    ) -> None:
+        """A command delivered too often (its workers keep dying on it) stops being retried."""
+        reason = (
+            f"delivered {deliveries} times, more than the limit of "
+            f"{self.settings.max_deliveries}: its workers kept stopping on it"
+        )
+        await self._dead_letter(entry_id, fields, reason, ack=False)
+        if isinstance(command, CollectBars):
+            await self.events.emit(
+                JobFailed,
+                job_id=command.job_id,
+                attempt=command.attempt,
+                outcome=Outcome.DEAD_LETTERED,
+                message=reason,
+            )
+        await self.claims.ack(entry_id)
+
+    async def _dead_letter(
+        self, entry_id: str, fields: dict[bytes, bytes], reason: str, *, ack: bool = True
+    ) -> None:
         await dead_letter(
             self.redis,
             self.names,
@@ -133,3 +276,5 @@ class Worker:
             fields=fields,
             reason=reason,
         )
+        if ack:
+            await self.claims.ack(entry_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -45,6 +46,25 @@ class CancelAccepted(BaseModel):
     status: Literal["cancelled", "cancelling"]
 
 
+class RetryAccepted(BaseModel):
+    job_id: str
+    attempt: int
+    status: Literal["queued"] = "queued"
+
+
+async def _with_notices(conn: ConnectionDep, services: ServicesDep, page: JobPage) -> JobPage:
+    """Queued jobs whose source has no live worker say so, instead of waiting silently."""
+    now = datetime.now(UTC)
+    timeout = services.settings.worker_timeout_s
+    notices: dict[str, str | None] = {}
+    for job in page.jobs:
+        if job.status == "queued":
+            if job.source not in notices:
+                notices[job.source] = await queries.waiting_notice(conn, job, now, timeout)
+            job.notice = notices[job.source]
+    return page
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def submit_job(request: JobRequest, services: ServicesDep) -> Accepted:
     """Accept a job: it is on the durable log as queued before this answers."""
@@ -55,6 +75,7 @@ async def submit_job(request: JobRequest, services: ServicesDep) -> Accepted:
 @router.get("", response_model=JobPage)
 async def list_jobs(
     conn: ConnectionDep,
+    services: ServicesDep,
     status_: str | None = Query(default=None, alias="status"),
     source: str | None = None,
     symbol: str | None = None,
@@ -64,20 +85,23 @@ async def list_jobs(
     """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
     filters = queries.JobFilter(status=status_, source=source, symbol=symbol)
     try:
-        return await queries.list_jobs(conn, filters, limit=limit, cursor=cursor)
+        page = await queries.list_jobs(conn, filters, limit=limit, cursor=cursor)
     except queries.InvalidCursorError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+    return await _with_notices(conn, services, page)
 
 
 @router.get("/active", response_model=JobPage)
 async def active_jobs(
     conn: ConnectionDep,
+    services: ServicesDep,
     limit: int = Query(default=500, ge=1, le=5000),
 ) -> JobPage:
     """Jobs that are queued, running or retrying."""
-    return await queries.list_jobs(
+    page = await queries.list_jobs(
         conn, queries.JobFilter(), limit=limit, statuses=queries.ACTIVE_STATUSES
     )
+    return await _with_notices(conn, services, page)
 
 
 async def _job_or_404(conn: ConnectionDep, job_id: str) -> JobView:
@@ -88,8 +112,10 @@ async def _job_or_404(conn: ConnectionDep, job_id: str) -> JobView:
 
 
 @router.get("/{job_id}", response_model=JobView)
-async def get_job(job_id: str, conn: ConnectionDep) -> JobView:
-    return await _job_or_404(conn, job_id)
+async def get_job(job_id: str, conn: ConnectionDep, services: ServicesDep) -> JobView:
+    job = await _job_or_404(conn, job_id)
+    page = await _with_notices(conn, services, JobPage(jobs=[job], next_cursor=None))
+    return page.jobs[0]
 
 
 @router.get("/{job_id}/events", response_model=list[JobEventView])
@@ -115,3 +141,30 @@ async def cancel_job(job_id: str, conn: ConnectionDep, services: ServicesDep) ->
     if job.status in queries.TERMINAL_STATUSES:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already {job.status}")
     return CancelAccepted(job_id=job_id, status=await services.commands.cancel(job_id))
+
+
+@router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=RetryAccepted)
+async def retry_job(job_id: str, conn: ConnectionDep, services: ServicesDep) -> RetryAccepted:
+    """Run a failed or cancelled job again; it resumes after the chunks it already collected."""
+    job = await _job_or_404(conn, job_id)
+    if job.status not in ("failed", "cancelled"):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"job {job_id} is {job.status}: only a failed or cancelled job can be retried",
+        )
+    submitted = await queries.submitted_request(conn, job_id) or {}
+    request = BarRequest(
+        source=job.source,
+        symbol=job.symbol,
+        bar_size=job.bar_size,
+        start=job.start,
+        end=job.end,
+        options=job.options,
+        time_limit_s=submitted.get("time_limit_s"),
+    )
+    command = await services.commands.retry(request, job_id, job.attempt + 1)
+    if command is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"attempt {job.attempt + 1} of job {job_id} already requested"
+        )
+    return RetryAccepted(job_id=job_id, attempt=command.attempt)

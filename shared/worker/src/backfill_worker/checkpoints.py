@@ -1,0 +1,34 @@
+"""Per-chunk checkpoints: which chunks of a job are collected, so a rerun resumes after them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+from backfill_bus import Names
+from backfill_bus.event_log import JOB_KEY_TTL_S
+from backfill_contracts import ChunkSpec
+
+
+def _field(chunk: ChunkSpec) -> str:
+    # The window is part of the key: a changed plan never skips a chunk it did not collect.
+    return f"{chunk.index}:{int(chunk.start.timestamp())}:{int(chunk.end.timestamp())}"
+
+
+class Checkpoints:
+    def __init__(self, redis: Redis, names: Names, job_id: str) -> None:
+        self.redis = redis
+        self.key = names.job_key(job_id, "chunks_done")
+
+    async def done(self, chunks: list[ChunkSpec]) -> dict[int, int]:
+        """The collected chunks of this plan, with their bar counts."""
+        stored: Any = await self.redis.hgetall(self.key)
+        counts = {key.decode(): int(value) for key, value in stored.items()}
+        return {c.index: counts[_field(c)] for c in chunks if _field(c) in counts}
+
+    async def mark(self, chunk: ChunkSpec, bars: int) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key, _field(chunk), bars)
+            pipe.expire(self.key, JOB_KEY_TTL_S)
+            await pipe.execute()
