@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backfill_bus import Names
 from backfill_readmodel.engine import create_engine
-from tests.support.servers import RedisServer, redis_server_binary
+from tests.support.servers import RedisServer
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 BARS_PER_DAY = 390  # sim 1m bars per weekday: 09:30-16:00 New York
@@ -81,61 +81,12 @@ def spread(values: Iterable[float]) -> dict[str, float | int | None]:
 
 
 class ChaosRedis(RedisServer):
-    """RedisServer with `appendfsync everysec` and a log, that can be killed and started again.
-
-    The port and the data directory stay the same across restarts, so every client reconnects
-    to the same address and Redis reloads the same append-only file.
+    """The test Redis with a log, killed and started again on the same port and data directory,
+    so every client reconnects to the same address and Redis reloads the same append-only file.
     """
 
     def __init__(self, data_dir: Path, log_path: Path) -> None:
-        super().__init__(data_dir)
-        self.log_path = log_path
-        self.starts = 0
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [
-            redis_server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-        ]  # fmt: skip
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"=== start #{self.starts} at {time.time():.3f}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30  # loading a large AOF answers -LOADING for a while
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
-
-    def kill(self, signum: int) -> None:
-        """Signal the server and reap it (SIGTERM saves and exits; SIGKILL just dies)."""
-        if self.process is None:
-            return
-        self.process.send_signal(signum)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def stop(self) -> None:
-        self.kill(signal.SIGTERM)
+        super().__init__(data_dir, log_path)
 
 
 @dataclass

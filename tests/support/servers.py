@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -28,11 +29,16 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    """A throw-away Redis with AOF on, like production; restartable on the same data."""
+    """A throw-away Redis with AOF on, like production; restartable on the same port and data.
 
-    def __init__(self, data_dir: Path) -> None:
+    With `log_path`, its output is appended there (each start marked), else discarded.
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.log_path = log_path
         self.port = free_port()
+        self.starts = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,25 +53,51 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
             "--appendonly", "yes",
+            "--appendfsync", "everysec",
             "--save", "",
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
+        self.starts += 1
+        if self.log_path is None:
+            self.process = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+            )
+        else:
+            with self.log_path.open("ab") as log:
+                log.write(f"=== start #{self.starts} at {time.time():.3f}\n".encode())
+                log.flush()
+                self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + 30  # loading a large AOF answers -LOADING for a while
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
                     if sock.recv(64).startswith(b"+PONG"):
                         return
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
+    def kill(self, signum: int) -> None:
+        """Signal the server and reap it (SIGTERM saves and exits; SIGKILL just dies)."""
+        if self.process is None:
+            return
+        self.process.send_signal(signum)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
             self.process.wait(timeout=10)
-            self.process = None
+        self.process = None
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
 
 
 def postgres_admin_url() -> str | None:
