@@ -221,15 +221,15 @@ def test_bar_rows() -> None:
     key = {"source": "sim", "symbol": "AAPL", "bar_size": "1m", "price_type": "trades"}
     assert changes.bars == [
         {**key, "ts": datetime(2024, 1, 1, 0, 0, tzinfo=UTC),
-         "open": 1.0, "high": 2.0, "low": 0.0, "close": 1.5, "volume": 100.0},
+         "open": 1.0, "high": 2.0, "low": 0.0, "close": 1.5, "volume": 100.0, "adj_close": None},
         {**key, "ts": datetime(2024, 1, 1, 0, 1, tzinfo=UTC),
-         "open": 2.0, "high": 3.0, "low": 1.0, "close": 2.5, "volume": 200.0},
+         "open": 2.0, "high": 3.0, "low": 1.0, "close": 2.5, "volume": 200.0, "adj_close": None},
         {**key, "ts": datetime(2024, 1, 2, 0, 2, tzinfo=UTC),
-         "open": 1.0, "high": 2.0, "low": 0.0, "close": 1.5, "volume": 100.0},
+         "open": 1.0, "high": 2.0, "low": 0.0, "close": 1.5, "volume": 100.0, "adj_close": None},
         {**key, "ts": datetime(2024, 1, 2, 0, 3, tzinfo=UTC),
-         "open": 2.0, "high": 3.0, "low": 1.0, "close": 2.5, "volume": 200.0},
+         "open": 2.0, "high": 3.0, "low": 1.0, "close": 2.5, "volume": 200.0, "adj_close": None},
         {**key, "ts": datetime(2024, 1, 2, 0, 4, tzinfo=UTC),
-         "open": 3.0, "high": 4.0, "low": 2.0, "close": 3.5, "volume": 300.0},
+         "open": 3.0, "high": 4.0, "low": 2.0, "close": 3.5, "volume": 300.0, "adj_close": None},
     ]  # fmt: skip
     assert all(row["ts"].tzinfo is UTC for row in changes.bars)
 
@@ -237,7 +237,13 @@ def test_bar_rows() -> None:
 def test_job_event_rows() -> None:
     changes = run(HAPPY)
     common = {"job_id": JOB, "attempt": 1}
-    chunk_common = {"source": "sim", "symbol": "AAPL", "bar_size": "1m", "price_type": "trades"}
+    chunk_common = {
+        "source": "sim",
+        "symbol": "AAPL",
+        "bar_size": "1m",
+        "price_type": "trades",
+        "actions": [],
+    }
     assert changes.job_events == [
         {
             **common, "event_id": "1001-0", "seq": 1, "type": "job.submitted", "ts": at(1),

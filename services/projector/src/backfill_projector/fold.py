@@ -49,6 +49,7 @@ def fold(changes: Changes, event_id: str, event: AnyEvent) -> None:
     changes.job_events.append(_job_event_row(event_id, event))
     if isinstance(event, ChunkCollected):
         changes.bars.extend(_bar_rows(event))
+        changes.actions.extend(_action_rows(event))
     if isinstance(event, JobSubmitted):
         _fold_submitted(changes, event)
         return
@@ -221,8 +222,22 @@ def _bar_rows(event: ChunkCollected) -> list[dict[str, Any]]:
             "low": b.low[i],
             "close": b.close[i],
             "volume": b.volume[i],
+            "adj_close": None if b.adj_close is None else b.adj_close[i],
         }
         for i in range(len(b))
+    ]
+
+
+def _action_rows(event: ChunkCollected) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": event.source,
+            "symbol": event.symbol,
+            "ts": datetime.fromtimestamp(action.ts, UTC),
+            "kind": action.kind,
+            "value": action.value,
+        }
+        for action in event.actions
     ]
 
 

@@ -68,6 +68,7 @@ class Changes:
     chunks: dict[tuple[str, int], ChunkRow] = field(default_factory=dict)
     job_events: list[dict[str, Any]] = field(default_factory=list)
     bars: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
     workers: dict[str, dict[str, Any]] = field(default_factory=dict)
     dirty_jobs: set[str] = field(default_factory=set)
     dirty_chunks: set[tuple[str, int]] = field(default_factory=set)

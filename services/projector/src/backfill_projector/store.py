@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backfill_projector.rows import TERMINAL_STATUSES, Changes, ChunkRow, JobRow
 from backfill_readmodel.tables import (
     bars,
+    corporate_actions,
     job_chunks,
     job_events,
     jobs,
@@ -75,6 +76,9 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
     await upsert(conn, job_chunks, chunk_rows, ["job_id", "chunk"])
     await insert_ignore(conn, job_events, changes.job_events, ["event_id"])
     await upsert(conn, bars, _last_per_key(changes.bars), [c.name for c in bars.primary_key])
+    actions = {(a["source"], a["symbol"], a["ts"], a["kind"]): a for a in changes.actions}
+    key = [c.name for c in corporate_actions.primary_key]
+    await upsert(conn, corporate_actions, list(actions.values()), key)
     await upsert(conn, workers, list(changes.workers.values()), ["worker_id"])
     if changes.cleanup_before is not None:
         await delete_finished(conn, changes.cleanup_before)

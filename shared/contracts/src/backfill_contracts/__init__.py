@@ -1,6 +1,6 @@
 """Backfill's message contracts: commands, events, bar sizes and outcomes (pydantic only)."""
 
-from backfill_contracts.bars import BarBatch, BarSize
+from backfill_contracts.bars import BarBatch, BarSize, CorporateAction
 from backfill_contracts.commands import (
     SYMBOL_PATTERN,
     BarRequest,
@@ -56,6 +56,7 @@ __all__ = [
     "ChunkSpec",
     "CleanupRequested",
     "CollectBars",
+    "CorporateAction",
     "JobCancelled",
     "JobEvent",
     "JobFailed",

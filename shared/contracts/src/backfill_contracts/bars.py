@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -65,14 +66,28 @@ class BarBatch(BaseModel):
     low: list[float] = []
     close: list[float] = []
     volume: list[float] = []
+    # Close adjusted for splits and dividends, where the source provides it (Yahoo).
+    adj_close: list[float | None] | None = None
 
     @model_validator(mode="after")
     def _columns_align(self) -> BarBatch:
         n = len(self.ts)
-        columns = (self.open, self.high, self.low, self.close, self.volume)
-        if any(len(column) != n for column in columns):
+        lengths = [len(c) for c in (self.open, self.high, self.low, self.close, self.volume)]
+        if self.adj_close is not None:
+            lengths.append(len(self.adj_close))
+        if any(length != n for length in lengths):
             raise ValueError("every bar column must have as many values as ts")
         return self
 
     def __len__(self) -> int:
         return len(self.ts)
+
+
+class CorporateAction(BaseModel):
+    """A dividend (cash per share) or a split (new shares per old share) on a day."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ts: int  # epoch seconds, UTC
+    kind: Literal["dividend", "split"]
+    value: float

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from backfill_contracts.bars import BarBatch, BarSize
+from backfill_contracts.bars import BarBatch, BarSize, CorporateAction
 from backfill_contracts.message import Message
 from backfill_contracts.outcomes import Outcome
 
@@ -70,6 +70,7 @@ class ChunkCollected(JobEvent):
     bar_size: BarSize
     price_type: str
     bars: BarBatch
+    actions: list[CorporateAction] = Field(default_factory=list)
 
     @property
     def no_data(self) -> bool:

@@ -105,6 +105,17 @@ bars = Table(
     Column("low", Float, nullable=False),
     Column("close", Float, nullable=False),
     Column("volume", Float, nullable=False),
+    Column("adj_close", Float),
+)
+
+corporate_actions = Table(
+    "corporate_actions",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("symbol", String(32), primary_key=True),
+    Column("ts", UtcDateTime, primary_key=True),
+    Column("kind", String(16), primary_key=True),  # dividend, split
+    Column("value", Float, nullable=False),
 )
 
 workers = Table(
