@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 from backfill_api.settings import ApiSettings
 from backfill_projector.settings import ProjectorSettings
 from backfill_worker import WorkerSettings
+from backfill_yahoo.settings import YahooSettings
 from tests.support.stack import running_stack
 
 README = Path(__file__).parent.parent / "README.md"
@@ -30,9 +31,8 @@ def _variables(settings: type[BaseSettings]) -> set[str]:
 
 def test_the_configuration_table_lists_every_setting() -> None:
     table = set(re.findall(r"^\| `(BACKFILL_[A-Z_]+)` \|", README.read_text(), re.MULTILINE))
-    in_code = set().union(
-        *(_variables(s) for s in (ApiSettings, ProjectorSettings, WorkerSettings))
-    )
+    classes = (ApiSettings, ProjectorSettings, WorkerSettings, YahooSettings)
+    in_code = set().union(*(_variables(s) for s in classes))
     assert table == in_code | OUTSIDE_SETTINGS
 
 

@@ -237,12 +237,13 @@ def test_bar_rows() -> None:
 def test_job_event_rows() -> None:
     changes = run(HAPPY)
     common = {"job_id": JOB, "attempt": 1}
-    chunk_common = {
+    chunk_common: dict[str, object] = {
         "source": "sim",
         "symbol": "AAPL",
         "bar_size": "1m",
         "price_type": "trades",
         "actions": [],
+        "exchange_tz": None,
     }
     assert changes.job_events == [
         {

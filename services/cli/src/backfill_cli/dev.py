@@ -45,10 +45,17 @@ def service_specs() -> list[ServiceSpec]:
         ServiceSpec("projector", [python, "-m", "backfill_projector", "run"]),
         ServiceSpec("api", [python, "-m", "backfill_api"]),
         ServiceSpec("sim-worker", [python, "-m", "backfill_sim"]),
+        ServiceSpec("yahoo-worker", [python, "-m", "backfill_yahoo"]),
     ]
 
 
-STACK_MODULES = ("backfill_readmodel", "backfill_projector", "backfill_api", "backfill_sim")
+STACK_MODULES = (
+    "backfill_readmodel",
+    "backfill_projector",
+    "backfill_api",
+    "backfill_sim",
+    "backfill_yahoo",
+)
 
 
 def run(

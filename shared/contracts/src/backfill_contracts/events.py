@@ -71,6 +71,7 @@ class ChunkCollected(JobEvent):
     price_type: str
     bars: BarBatch
     actions: list[CorporateAction] = Field(default_factory=list)
+    exchange_tz: str | None = None  # the instrument's own zone; bars are always UTC
 
     @property
     def no_data(self) -> bool:

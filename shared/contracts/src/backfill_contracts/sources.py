@@ -26,8 +26,13 @@ class SimOptions(SourceOptions):
     )
 
 
+class YahooOptions(SourceOptions):
+    """Yahoo Finance: bars are stored raw with the adjusted close beside them; no options yet."""
+
+
 OPTIONS_BY_SOURCE: dict[str, type[SourceOptions]] = {
     "sim": SimOptions,
+    "yahoo": YahooOptions,
 }
 
 

@@ -4,14 +4,23 @@ from backfill_worker.main import run_worker, serve
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.runner import JobRunner, Limits, RunResult
 from backfill_worker.settings import WorkerSettings
-from backfill_worker.source import FetchRequest, Plan, Source, SourceError
+from backfill_worker.source import (
+    Fetched,
+    FetchRequest,
+    Plan,
+    ReportsStatus,
+    Source,
+    SourceError,
+)
 from backfill_worker.worker import Worker
 
 __all__ = [
     "FetchRequest",
+    "Fetched",
     "JobRunner",
     "Limits",
     "Plan",
+    "ReportsStatus",
     "RetryPolicy",
     "RunResult",
     "Source",

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from backfill_bus import EventLog
 from backfill_contracts import WorkerHeartbeat, utc_now
@@ -18,11 +19,19 @@ WorkerState = Literal["starting", "idle", "busy", "stopping", "stopped"]
 
 
 class Heartbeat:
-    def __init__(self, events: EventLog, worker_id: str, source: str, interval_s: float) -> None:
+    def __init__(
+        self,
+        events: EventLog,
+        worker_id: str,
+        source: str,
+        interval_s: float,
+        info: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.events = events
         self.worker_id = worker_id
         self.source = source
         self.interval_s = interval_s
+        self.info = info
         self.started_at: datetime = utc_now()
         self.state: WorkerState = "starting"
         self.current_job: str | None = None
@@ -45,6 +54,7 @@ class Heartbeat:
                 state=self.state,
                 current_job=self.current_job,
                 started_at=self.started_at,
+                info=self.info() if self.info is not None else {},
             )
         )
 

@@ -49,10 +49,11 @@ from backfill_worker.interrupts import (
 )
 from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
-from backfill_worker.source import FetchRequest, Plan, Source, SourceError
+from backfill_worker.source import Fetched, FetchRequest, Plan, Source, SourceError
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=JobEvent)
+_WAITS = frozenset({Outcome.RATE_LIMITED, Outcome.PACING})
 
 
 class RunResult(Enum):
@@ -183,9 +184,10 @@ class JobRunner:
             if chunk.index in done:
                 continue
             await self._check(run)
-            bars = await self._fetch_with_retries(run, chunk)
-            if bars is None:
+            fetched = await self._fetch_with_retries(run, chunk)
+            if fetched is None:
                 return  # the job failed; its terminal event is on the log
+            bars = fetched.bars
             await self._emit(
                 ChunkCollected,
                 job,
@@ -195,19 +197,31 @@ class JobRunner:
                 bar_size=job.bar_size,
                 price_type=plan.price_type,
                 bars=bars,
+                actions=fetched.actions,
+                exchange_tz=fetched.exchange_tz,
             )
             await self._redis(partial(checkpoints.mark, chunk, len(bars)), "checkpoint")
             bars_total += len(bars)
         await self._emit(JobSucceeded, job, chunks=len(plan.chunks), bars=bars_total)
 
-    async def _fetch_with_retries(self, run: _Run, chunk: ChunkSpec) -> BarBatch | None:
-        """The chunk's bars, or None once the job has failed (its failed event emitted)."""
+    async def _fetch_with_retries(self, run: _Run, chunk: ChunkSpec) -> Fetched | None:
+        """The chunk's bars, or None once the job has failed (its failed event emitted).
+
+        Rate limits and pacing waits do not use up tries: they say "later", not "broken", and
+        the job's time limit bounds them.
+        """
         job = run.job
-        for try_number in range(1, self.retry.max_tries + 1):
+        try_number = 0
+        counted = 0
+        while True:
+            try_number += 1
             try:
-                return await self._fetch(run, FetchRequest(job, chunk, try_number))
+                result = await self._fetch(run, FetchRequest(job, chunk, try_number))
+                return result if isinstance(result, Fetched) else Fetched(result)
             except SourceError as error:
-                will_retry = error.outcome.is_transient and try_number < self.retry.max_tries
+                if error.outcome not in _WAITS:
+                    counted += 1
+                will_retry = error.outcome.is_transient and counted < self.retry.max_tries
                 await self._emit(
                     ChunkFailed,
                     job,
@@ -219,12 +233,12 @@ class JobRunner:
                 if not will_retry:
                     message = error.message
                     if error.outcome.is_transient:
-                        message = f"{message} (gave up after {try_number} tries)"
+                        message = f"{message} (gave up after {counted} tries)"
                     await self._emit(
                         JobFailed, job, outcome=error.outcome, message=message, chunk=chunk.index
                     )
                     return None
-                delay = self.retry.delay_before(try_number + 1)
+                delay = max(self.retry.delay_before(try_number + 1), error.retry_after_s or 0.0)
                 await self._emit(
                     JobRetrying,
                     job,
@@ -234,9 +248,8 @@ class JobRunner:
                     outcome=error.outcome,
                 )
                 await self._sleep(run, delay)
-        raise AssertionError("unreachable: the last try either returns or fails the job")
 
-    async def _fetch(self, run: _Run, request: FetchRequest) -> BarBatch:
+    async def _fetch(self, run: _Run, request: FetchRequest) -> BarBatch | Fetched:
         """One request, watched: a cancel, a stop or the time limit interrupt it within a poll."""
         timeout = self.limits.request_timeout_s
         give_up = time.monotonic() + timeout

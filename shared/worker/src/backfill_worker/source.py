@@ -6,10 +6,10 @@ events and acks. IBKR, Yahoo and the synthetic source all plug in here without t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
-from backfill_contracts import BarBatch, ChunkSpec, CollectBars, Outcome
+from backfill_contracts import BarBatch, ChunkSpec, CollectBars, CorporateAction, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,15 @@ class FetchRequest:
     try_number: int  # 1 on the first try of this chunk, 2 on the first retry, ...
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A chunk's bars with what some sources send beside them."""
+
+    bars: BarBatch
+    actions: list[CorporateAction] = field(default_factory=list)
+    exchange_tz: str | None = None
+
+
 class SourceError(Exception):
     """Raised by a source's plan or fetch when a request did not give bars.
 
@@ -36,10 +45,19 @@ class SourceError(Exception):
     An empty window is not an error: fetch returns an empty BarBatch.
     """
 
-    def __init__(self, outcome: Outcome, message: str) -> None:
+    def __init__(self, outcome: Outcome, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.message = message
+        # When the source knows how long to wait (a pool-wide pause, a pacing window).
+        self.retry_after_s = retry_after_s
+
+
+@runtime_checkable
+class ReportsStatus(Protocol):
+    """A source with state worth showing in the worker's heartbeat (a pause, a connection)."""
+
+    def status(self) -> dict[str, Any]: ...
 
 
 class Source(Protocol):
@@ -54,6 +72,6 @@ class Source(Protocol):
         """Split the job into chunk requests; raise SourceError for a job that cannot run."""
         ...
 
-    async def fetch(self, request: FetchRequest) -> BarBatch:
+    async def fetch(self, request: FetchRequest) -> BarBatch | Fetched:
         """Fetch one chunk's bars (start <= ts < end); raise SourceError on failure."""
         ...

@@ -42,7 +42,7 @@ from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.runner import JobRunner, Limits, RunResult
 from backfill_worker.settings import WorkerSettings
-from backfill_worker.source import Source
+from backfill_worker.source import ReportsStatus, Source
 
 log = logging.getLogger(__name__)
 # Bounded, so a new command held meanwhile waits for at most this many older jobs.
@@ -57,7 +57,11 @@ class Worker:
         self.redis: Redis = Redis.from_url(settings.redis_url)
         self.events = EventLog(self.redis, self.names, producer=settings.worker_id)
         self.heartbeat = Heartbeat(
-            self.events, settings.worker_id, source.name, settings.heartbeat_interval_s
+            self.events,
+            settings.worker_id,
+            source.name,
+            settings.heartbeat_interval_s,
+            source.status if isinstance(source, ReportsStatus) else None,
         )
         self.stopping = asyncio.Event()
         self.slot = asyncio.Lock()  # one job at a time per worker process

@@ -1,0 +1,1 @@
+"""The Yahoo Finance worker: yfinance collection that never mistakes a failure for no data."""

@@ -1,0 +1,46 @@
+"""`python -m backfill_yahoo` (also `backfill-yahoo-worker`): a worker hosting the yahoo source."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis
+
+from backfill_bus import Names
+from backfill_worker import serve
+from backfill_yahoo.budget import RequestBudget
+from backfill_yahoo.client import YahooClient
+from backfill_yahoo.settings import YahooSettings
+from backfill_yahoo.source import YahooSource
+
+
+def build_source(settings: YahooSettings, redis: Redis) -> YahooSource:
+    budget = RequestBudget(
+        redis,
+        Names(settings.redis_namespace).job_key("_yahoo", "budget"),
+        settings.yahoo_requests_per_s,
+        settings.yahoo_burst,
+        settings.yahoo_min_requests_per_s,
+        settings.yahoo_max_pause_s,
+    )
+    return YahooSource(YahooClient(settings), budget)
+
+
+async def _main(settings: YahooSettings) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await serve(settings, build_source(settings, redis))
+    finally:
+        await redis.aclose()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_main(YahooSettings()))
+
+
+if __name__ == "__main__":
+    main()
