@@ -1,3 +1,3 @@
 """Root conftest: the shared fixtures (real Redis, SQLite, PostgreSQL) for every test folder."""
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.fake_yahoo.fixtures"]

@@ -206,23 +206,23 @@ def test_unknown_bar_size_refused(value: str) -> None:
 
 
 def test_known_sources() -> None:
-    assert known_sources() == ["sim"]
+    assert known_sources() == ["sim", "yahoo"]
 
 
-@pytest.mark.parametrize("source", ["ib", "yahoo", "SIM", ""])
+@pytest.mark.parametrize("source", ["ib", "YAHOO", "SIM", ""])
 def test_unknown_source_refused_naming_the_known_ones(source: str) -> None:
     with pytest.raises(ValidationError) as error:
         request(source=source, options={"anything": 1})
     # The options are not checked against a source that does not exist: one reason only.
     assert errors_of(error) == [
-        (("source",), f"Value error, unknown source {source!r}; known sources: ['sim']")
+        (("source",), f"Value error, unknown source {source!r}; known sources: ['sim', 'yahoo']")
     ]
 
 
 def test_parse_options_of_an_unknown_source() -> None:
     with pytest.raises(UnknownSourceError) as error:
         parse_options("ib", {})
-    assert str(error.value) == "unknown source 'ib'; known sources: ['sim']"
+    assert str(error.value) == "unknown source 'ib'; known sources: ['sim', 'yahoo']"
 
 
 def test_unknown_option_key_refused() -> None:

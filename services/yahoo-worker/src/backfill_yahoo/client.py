@@ -45,7 +45,6 @@ class YahooClient:
             auto_adjust=False,
             actions=True,
             timeout=self.timeout_s,
-            raise_errors=True,
         )
 
     def forget_responses(self) -> None:

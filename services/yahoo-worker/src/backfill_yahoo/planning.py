@@ -32,14 +32,16 @@ class Limit:
     span: timedelta | None  # the longest window one request may ask for (minus a day)
 
 
-_INTRADAY_60D = Limit(lookback=timedelta(days=59), span=None)
+# Intraday windows are also cut into weeks (1h: 60 days): Yahoo would take longer ones, but
+# smaller chunks show progress, resume finer after a crash and keep each answer small.
+_INTRADAY_60D = Limit(lookback=timedelta(days=59), span=timedelta(days=7))
 LIMITS: dict[BarSize, Limit] = {
     BarSize.M1: Limit(lookback=timedelta(days=29), span=timedelta(days=7)),
     BarSize.M2: _INTRADAY_60D,
     BarSize.M5: _INTRADAY_60D,
     BarSize.M15: _INTRADAY_60D,
     BarSize.M30: _INTRADAY_60D,
-    BarSize.H1: Limit(lookback=timedelta(days=729), span=None),
+    BarSize.H1: Limit(lookback=timedelta(days=729), span=timedelta(days=60)),
     BarSize.D1: Limit(lookback=None, span=None),
     BarSize.W1: Limit(lookback=None, span=None),
     BarSize.MO1: Limit(lookback=None, span=None),
