@@ -10,18 +10,22 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.support.fake_yahoo.fake import FakeYahoo
 from tests.support.servers import free_port
 
 QUARTER = {"source": "sim", "symbol": "AAPL", "start": "2024-01-01", "end": "2024-04-01"}
 
 
 @asynccontextmanager
-async def dev_stack(state_dir: Path, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def dev_stack(
+    state_dir: Path, database_url: str, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """Run `backfill dev` until the block ends, then stop it with Ctrl-C (SIGINT)."""
     api_port = free_port()
     env = {
@@ -29,6 +33,7 @@ async def dev_stack(state_dir: Path, database_url: str) -> AsyncIterator[httpx.A
         "BACKFILL_DEV_REDIS_PORT": str(free_port()),
         "BACKFILL_DATABASE_URL": database_url,
         "BACKFILL_HEARTBEAT_INTERVAL_S": "1",
+        **(extra_env or {}),
     }
     env.pop("BACKFILL_REDIS_URL", None)  # dev starts its own Redis, as on a fresh machine
     if database_url.startswith("sqlite"):
@@ -132,3 +137,26 @@ async def test_the_readme_run_command_end_to_end(tmp_path: Path, database_url: s
         again = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1d"})).json()
         assert (await _wait_terminal(api, again["job_id"]))["status"] == "succeeded"
         assert len(await _bar_stamps(api, "1d")) == 65  # upserted: no duplicates
+
+
+async def test_the_local_stack_collects_from_yahoo_through_the_settings_alone(
+    tmp_path: Path, database_url: str, fake_yahoo: FakeYahoo
+) -> None:
+    """Only environment variables point the stack's yahoo worker at the fake Yahoo."""
+    proxy = {
+        "BACKFILL_YAHOO_PROXY_URL": fake_yahoo.proxy_url,
+        "BACKFILL_YAHOO_CA_BUNDLE": str(fake_yahoo.ca_bundle),
+    }
+    today = datetime.now(UTC).date()
+    start = datetime(today.year - 1, today.month, 1, tzinfo=UTC)
+    end = datetime(today.year, today.month, 1, tzinfo=UTC)
+    async with dev_stack(tmp_path / "state", database_url, proxy) as api:
+        job = {"source": "yahoo", "symbol": "MSFT", "bar_size": "1d",
+               "start": start.isoformat(), "end": end.isoformat()}  # fmt: skip
+        accepted = (await api.post("/api/v1/jobs", json=job)).json()
+        finished = await _wait_terminal(api, accepted["job_id"])
+        assert finished["status"] == "succeeded", finished
+        params = {"source": "yahoo", "symbol": "MSFT", "bar_size": "1d"}
+        body = (await api.get("/api/v1/bars", params=params)).json()
+        assert body["count"] == len(fake_yahoo.expected_bars("MSFT", "1d", start, end)) > 200
+    assert len(fake_yahoo.chart_requests("MSFT")) >= 1
