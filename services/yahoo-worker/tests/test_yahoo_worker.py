@@ -3,10 +3,13 @@ setting, to the fake Yahoo) -> projector -> GET /bars, on real Redis and SQLite/
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from curl_cffi.requests import Session
 from sqlalchemy import func, select
 
@@ -17,30 +20,45 @@ from backfill_yahoo.settings import YahooSettings
 from tests.support.fake_yahoo.fake import FakeYahoo
 from tests.support.stack import Stack, running_stack
 
+YahooStack = Callable[..., AbstractAsyncContextManager[Stack]]
 
-async def _start_yahoo_worker(
-    stack: Stack, fake: FakeYahoo, state_dir: Path, **overrides: Any
-) -> Worker:
-    values: dict[str, Any] = {
-        "redis_url": stack.redis_url,
-        "redis_namespace": stack.names.namespace,
-        "worker_id": "yahoo-1",
-        "state_dir": state_dir,
-        "yahoo_proxy_url": fake.proxy_url,
-        "yahoo_ca_bundle": fake.ca_bundle,
-        "yahoo_requests_per_s": 50.0,
-        "yahoo_burst": 10,
-        "yahoo_max_pause_s": 0.5,
-        "retry_base_delay_s": 0.05,
-        "retry_max_delay_s": 0.2,
-        "heartbeat_interval_s": 0.2,
-        "poll_interval_ms": 100,
-    }
-    settings = YahooSettings(**{**values, **overrides})
-    worker = Worker(settings, build_source(settings, stack.redis))
-    await worker.start()
-    stack.workers.append(worker)
-    return worker
+
+@pytest.fixture
+def yahoo_stack(
+    redis_url: str,
+    database_url: str,
+    namespace: str,
+    fake_yahoo: FakeYahoo,
+    fake_yahoo_session: Session[Any],  # resets yfinance's process-wide state around the test
+    tmp_path: Path,
+) -> YahooStack:
+    """The stack with a yahoo worker built as its __main__ builds it, pointed at the fake."""
+
+    @asynccontextmanager
+    async def open_stack(**overrides: Any) -> AsyncIterator[Stack]:
+        async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+            values: dict[str, Any] = {
+                "redis_url": stack.redis_url,
+                "redis_namespace": stack.names.namespace,
+                "worker_id": "yahoo-1",
+                "state_dir": tmp_path,
+                "yahoo_proxy_url": fake_yahoo.proxy_url,
+                "yahoo_ca_bundle": fake_yahoo.ca_bundle,
+                "yahoo_requests_per_s": 50.0,
+                "yahoo_burst": 10,
+                "yahoo_max_pause_s": 0.5,
+                "retry_base_delay_s": 0.05,
+                "retry_max_delay_s": 0.2,
+                "heartbeat_interval_s": 0.2,
+                "poll_interval_ms": 100,
+            }
+            settings = YahooSettings(**{**values, **overrides})
+            worker = Worker(settings, build_source(settings, stack.redis))
+            await worker.start()
+            stack.workers.append(worker)
+            yield stack
+
+    return open_stack
 
 
 def _midnight(day: date) -> datetime:
@@ -63,17 +81,11 @@ async def _stored(stack: Stack, symbol: str, bar_size: str) -> list[str]:
 
 
 async def test_twenty_years_of_daily_bars_with_actions(
-    redis_url: str,
-    database_url: str,
-    namespace: str,
-    fake_yahoo: FakeYahoo,
-    fake_yahoo_session: Session[Any],
-    tmp_path: Path,
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
 ) -> None:
     today = datetime.now(UTC).date()
     start, end = _midnight(today - timedelta(days=20 * 365)), _midnight(today)
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await _start_yahoo_worker(stack, fake_yahoo, tmp_path)
+    async with yahoo_stack() as stack:
         job_id = await _submit(stack, "AAPL", "1d", start, end)
         job = await stack.wait_job(job_id)
         assert job["status"] == "succeeded", job
@@ -100,17 +112,11 @@ async def test_twenty_years_of_daily_bars_with_actions(
 
 
 async def test_recent_minute_bars_in_weekly_chunks_and_never_a_422(
-    redis_url: str,
-    database_url: str,
-    namespace: str,
-    fake_yahoo: FakeYahoo,
-    fake_yahoo_session: Session[Any],
-    tmp_path: Path,
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
 ) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(days=28)
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await _start_yahoo_worker(stack, fake_yahoo, tmp_path)
+    async with yahoo_stack() as stack:
         job_id = await _submit(stack, "MSFT", "1m", start, now)
         job = await stack.wait_job(job_id)
         assert job["status"] == "succeeded", job
@@ -123,16 +129,10 @@ async def test_recent_minute_bars_in_weekly_chunks_and_never_a_422(
 
 
 async def test_what_yahoo_cannot_serve_fails_at_planning(
-    redis_url: str,
-    database_url: str,
-    namespace: str,
-    fake_yahoo: FakeYahoo,
-    fake_yahoo_session: Session[Any],
-    tmp_path: Path,
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
 ) -> None:
     now = datetime.now(UTC)
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await _start_yahoo_worker(stack, fake_yahoo, tmp_path)
+    async with yahoo_stack() as stack:
         job = await stack.wait_job(
             await _submit(stack, "AAPL", "1m", now - timedelta(days=40), now)
         )
@@ -143,17 +143,11 @@ async def test_what_yahoo_cannot_serve_fails_at_planning(
 
 
 async def test_an_unknown_symbol_fails_as_invalid_symbol(
-    redis_url: str,
-    database_url: str,
-    namespace: str,
-    fake_yahoo: FakeYahoo,
-    fake_yahoo_session: Session[Any],
-    tmp_path: Path,
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
 ) -> None:
     fake_yahoo.unknown("NOPE")
     today = datetime.now(UTC).date()
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await _start_yahoo_worker(stack, fake_yahoo, tmp_path)
+    async with yahoo_stack() as stack:
         start, end = _midnight(today - timedelta(days=30)), _midnight(today)
         job = await stack.wait_job(await _submit(stack, "NOPE", "1d", start, end))
         assert job["status"] == "failed"
@@ -164,17 +158,11 @@ async def test_an_unknown_symbol_fails_as_invalid_symbol(
 
 
 async def test_a_429_storm_pauses_the_pool_and_the_job_still_ends_exact(
-    redis_url: str,
-    database_url: str,
-    namespace: str,
-    fake_yahoo: FakeYahoo,
-    fake_yahoo_session: Session[Any],
-    tmp_path: Path,
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
 ) -> None:
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(days=600)  # 1h bars in 60-day chunks: a 10-chunk job
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await _start_yahoo_worker(stack, fake_yahoo, tmp_path)
+    async with yahoo_stack() as stack:
         fake_yahoo.rate_limit(8, symbol="SPY")  # yfinance retries a 429 once: 4 failed tries
         job_id = await _submit(stack, "SPY", "1h", start, now)
         job = await stack.wait_job(job_id, timeout=60)
@@ -194,17 +182,11 @@ async def test_a_429_storm_pauses_the_pool_and_the_job_still_ends_exact(
 
 
 async def test_an_outage_and_a_dropped_connection_heal(
-    redis_url: str,
-    database_url: str,
-    namespace: str,
-    fake_yahoo: FakeYahoo,
-    fake_yahoo_session: Session[Any],
-    tmp_path: Path,
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
 ) -> None:
     today = datetime.now(UTC).date()
     start, end = _midnight(today - timedelta(days=60)), _midnight(today)
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await _start_yahoo_worker(stack, fake_yahoo, tmp_path)
+    async with yahoo_stack() as stack:
         fake_yahoo.outage(2, symbol="QQQ")  # both of yfinance's own tries get the HTML page
         fake_yahoo.drop(1, symbol="GOOG")
         outage = await _submit(stack, "QQQ", "1d", start, end)
@@ -225,20 +207,12 @@ async def test_an_outage_and_a_dropped_connection_heal(
 
 
 async def test_the_ca_bundle_setting_decides_whom_to_trust(
-    redis_url: str,
-    database_url: str,
-    namespace: str,
-    fake_yahoo: FakeYahoo,
-    fake_yahoo_session: Session[Any],
-    tmp_path: Path,
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
 ) -> None:
     """Through the proxy without its CA, TLS fails: every request went through the settings."""
     today = datetime.now(UTC).date()
     start, end = _midnight(today - timedelta(days=10)), _midnight(today)
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await _start_yahoo_worker(
-            stack, fake_yahoo, tmp_path, yahoo_ca_bundle=None, max_chunk_tries=2
-        )
+    async with yahoo_stack(yahoo_ca_bundle=None, max_chunk_tries=2) as stack:
         job = await stack.wait_job(await _submit(stack, "AAPL", "1d", start, end))
         assert job["status"] == "failed"
         assert job["error"]["outcome"] == "upstream_error"
