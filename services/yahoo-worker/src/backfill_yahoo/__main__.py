@@ -18,7 +18,7 @@ from backfill_yahoo.source import YahooSource
 def build_source(settings: YahooSettings, redis: Redis) -> YahooSource:
     budget = RequestBudget(
         redis,
-        Names(settings.redis_namespace).job_key("_yahoo", "budget"),
+        Names(settings.redis_namespace).source_key("yahoo", "budget"),
         settings.yahoo_requests_per_s,
         settings.yahoo_burst,
         settings.yahoo_min_requests_per_s,

@@ -26,6 +26,10 @@ class Names:
     def dlq(self) -> str:
         return f"{self.namespace}dlq"
 
+    def source_key(self, source: str, what: str) -> str:
+        """Keys shared by every worker of one source, e.g. Yahoo's request `budget`."""
+        return f"{self.namespace}source:{source}:{what}"
+
     def job_key(self, job_id: str, what: str) -> str:
         """Per-job coordination keys: `seq` (event counter), `submitted`, `owner`, `cancel`."""
         return f"{self.namespace}job:{job_id}:{what}"

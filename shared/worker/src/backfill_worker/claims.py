@@ -31,6 +31,8 @@ return p[1][4]
 
 LOST = -1
 TAKEN = -2
+# A handed-back entry looks idle for a day: past any threshold, so the next claimer takes it.
+_HANDED_BACK_IDLE_MS = 86_400_000
 
 
 @dataclass(slots=True)
@@ -70,8 +72,7 @@ class ClaimKeeper:
     async def hand_back(self, entry_id: str) -> bool:
         """Leave the entry for another worker now, not after the idle threshold."""
         self.release(entry_id)
-        # Far past the threshold: the next XAUTOCLAIM of any worker takes it.
-        return await self.touch(entry_id, idle_ms=self.idle_ms * 1000 + 86_400_000) >= 0
+        return await self.touch(entry_id, idle_ms=max(_HANDED_BACK_IDLE_MS, 2 * self.idle_ms)) >= 0
 
     async def claim_one(self, start_id: str) -> tuple[str, tuple[str, dict[bytes, bytes]] | None]:
         """Take over one entry idle past the threshold; returns the next cursor and the entry."""

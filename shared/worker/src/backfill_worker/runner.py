@@ -44,7 +44,6 @@ from backfill_worker.interrupts import (
     ClaimLostError,
     HandBackError,
     JobCancelledError,
-    JobInterrupted,
     JobTimeLimitError,
 )
 from backfill_worker.resilience import retry_on_disconnect
@@ -302,6 +301,3 @@ class JobRunner:
 
     async def _redis(self, operation: Any, what: str) -> Any:
         return await retry_on_disconnect(operation, what)
-
-
-__all__ = ["JobInterrupted", "JobRunner", "Limits", "RunResult"]

@@ -35,7 +35,7 @@ from backfill_bus import (
 from backfill_contracts import CancelJob, CollectBars, JobFailed, Outcome, parse_command
 from backfill_contracts.errors import describe_validation_error
 from backfill_worker.cancel_scanner import CancelScanner
-from backfill_worker.claims import ClaimKeeper
+from backfill_worker.claims import ClaimKeeper, Held
 from backfill_worker.envelope import command_body
 from backfill_worker.heartbeat import Heartbeat
 from backfill_worker.resilience import retry_on_disconnect
@@ -195,7 +195,7 @@ class Worker:
             finally:
                 self.claims.release(entry[0])
 
-    async def _process(self, entry_id: str, fields: dict[bytes, bytes], held: Any) -> None:
+    async def _process(self, entry_id: str, fields: dict[bytes, bytes], held: Held) -> None:
         deliveries = await retry_on_disconnect(
             lambda: self.claims.touch(entry_id), "checking the claim"
         )
@@ -226,7 +226,7 @@ class Worker:
             return
         await self._run(entry_id, command, held)
 
-    async def _run(self, entry_id: str, command: CollectBars, held: Any) -> None:
+    async def _run(self, entry_id: str, command: CollectBars, held: Held) -> None:
         await self.heartbeat.set("busy", command.job_id)
         try:
             result = await self.runner.run(command, held)
