@@ -23,7 +23,7 @@ from backfill_bus import Names
 from backfill_projector.projector import Projector
 from backfill_readmodel.engine import create_engine
 from backfill_sim import SimSource
-from backfill_worker import Worker, WorkerSettings
+from backfill_worker import Source, Worker, WorkerSettings
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -82,7 +82,10 @@ class Stack:
         state["workers_running"] = [w.broker.running for w in self.workers]
         return state
 
-    async def start_worker(self, worker_id: str, **settings: Any) -> Worker:
+    async def start_worker(
+        self, worker_id: str, source: Source | None = None, **settings: Any
+    ) -> Worker:
+        """A worker of `source` (default: the sim) with test-friendly delays."""
         worker = Worker(
             WorkerSettings(
                 redis_url=self.redis_url,
@@ -94,7 +97,7 @@ class Stack:
                 poll_interval_ms=100,
                 **settings,
             ),
-            SimSource(),
+            source or SimSource(),
         )
         await worker.start()
         self.workers.append(worker)

@@ -21,6 +21,7 @@ from backfill_contracts import (
     JobStarted,
     JobSubmitted,
     JobSucceeded,
+    JobWaiting,
     Outcome,
     WorkerHeartbeat,
 )
@@ -200,6 +201,8 @@ def test_a_job_from_submitted_to_succeeded() -> None:
         "error_message": None,
         "started_at": at(2),
         "finished_at": at(6),
+        "instrument": None,
+        "note": None,
     }
     assert chunk_rows(changes) == [
         (0, "done", 2, 1, None, None),
@@ -267,6 +270,7 @@ def test_job_event_rows() -> None:
                     {"index": 2, "start": "2024-01-03T00:00:00Z", "end": "2024-01-04T00:00:00Z"},
                 ],
                 "resumed_chunks": [],
+                "instrument": None,
             },
         },
         {
@@ -627,3 +631,47 @@ def test_a_cleanup_request_ends_the_batch_and_changes_no_row() -> None:
     assert changes.cleanup_before == at(100)
     assert snapshot(changes) == before
     assert changes.job_events == events_before
+
+
+# --- waiting on the source -------------------------------------------------------------------
+
+
+def waiting(seq: int, chunk: int | None, message: str) -> JobWaiting:
+    return JobWaiting(
+        job_id=JOB, seq=seq, ts=at(seq), producer="w-1", chunk=chunk,
+        outcome=Outcome.PACING, message=message, until=at(seq + 42),
+    )  # fmt: skip
+
+
+def test_a_wait_shows_on_the_job_and_its_chunk_until_the_chunk_comes_back() -> None:
+    changes = run([submitted(), started(2), waiting(3, 0, "waiting for pacing, next slot in 42 s")])
+
+    job = job_of(changes)
+    assert (job.status, job.note) == ("running", "waiting for pacing, next slot in 42 s")
+    assert chunk_rows(changes)[0] == (
+        0, "waiting", 0, 0, "pacing", "waiting for pacing, next slot in 42 s"
+    )  # fmt: skip
+
+    run([collected(4, 0, bars(EPOCH_JAN_1))], changes)
+    assert job_of(changes).note is None
+    assert chunk_rows(changes)[0] == (0, "done", 1, 1, None, None)
+
+
+def test_a_wait_while_planning_names_no_chunk_and_a_start_clears_it() -> None:
+    changes = run([submitted(), waiting(2, None, "waiting for the IB Gateway (1100)")])
+    assert job_of(changes).note == "waiting for the IB Gateway (1100)"
+    assert changes.chunks == {}
+
+    run([started(3)], changes)
+    assert job_of(changes).note is None
+
+
+def test_a_late_wait_never_reopens_an_ended_job_nor_a_done_chunk() -> None:
+    changes = run([*HAPPY, waiting(7, 2, "waiting for pacing")])
+    assert (job_of(changes).status, job_of(changes).note) == ("succeeded", None)
+    assert chunk_rows(changes)[2][1] == "done"
+
+
+def test_an_instrument_from_the_start_is_kept_on_the_job() -> None:
+    start = started(2).model_copy(update={"instrument": "ESH5"})
+    assert job_of(run([submitted(), start])).instrument == "ESH5"

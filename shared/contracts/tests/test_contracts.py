@@ -206,7 +206,7 @@ def test_unknown_bar_size_refused(value: str) -> None:
 
 
 def test_known_sources() -> None:
-    assert known_sources() == ["sim", "yahoo"]
+    assert known_sources() == ["ibkr", "sim", "yahoo"]
 
 
 @pytest.mark.parametrize("source", ["ib", "YAHOO", "SIM", ""])
@@ -215,14 +215,17 @@ def test_unknown_source_refused_naming_the_known_ones(source: str) -> None:
         request(source=source, options={"anything": 1})
     # The options are not checked against a source that does not exist: one reason only.
     assert errors_of(error) == [
-        (("source",), f"Value error, unknown source {source!r}; known sources: ['sim', 'yahoo']")
+        (
+            ("source",),
+            f"Value error, unknown source {source!r}; known sources: ['ibkr', 'sim', 'yahoo']",
+        )
     ]
 
 
 def test_parse_options_of_an_unknown_source() -> None:
     with pytest.raises(UnknownSourceError) as error:
         parse_options("ib", {})
-    assert str(error.value) == "unknown source 'ib'; known sources: ['sim', 'yahoo']"
+    assert str(error.value) == "unknown source 'ib'; known sources: ['ibkr', 'sim', 'yahoo']"
 
 
 def test_unknown_option_key_refused() -> None:

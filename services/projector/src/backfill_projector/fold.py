@@ -29,6 +29,7 @@ from backfill_contracts import (
     JobStarted,
     JobSubmitted,
     JobSucceeded,
+    JobWaiting,
     Outcome,
     WorkerHeartbeat,
 )
@@ -83,6 +84,7 @@ def _fold_job_event(changes: Changes, job: JobRow, event: AnyJobEvent) -> None:
         chunk.tries += 1
         chunk.outcome = Outcome.NO_DATA.value if event.no_data else None
         chunk.message = None
+        job.note = None
         _set_running(job)
     elif isinstance(event, ChunkFailed):
         chunk = _chunk(changes, job.job_id, event.chunk, event.seq)
@@ -92,6 +94,9 @@ def _fold_job_event(changes: Changes, job: JobRow, event: AnyJobEvent) -> None:
         chunk.tries += 1
         chunk.outcome = event.outcome.value
         chunk.message = event.message
+        job.note = None
+    elif isinstance(event, JobWaiting):
+        _fold_waiting(changes, job, event)
     elif isinstance(event, JobRetrying):
         if not job.is_terminal:
             job.status = "retrying"
@@ -149,6 +154,8 @@ def _fold_started(changes: Changes, job: JobRow, event: JobStarted) -> None:
     job.finished_at = None
     job.error_outcome = None
     job.error_message = None
+    job.instrument = event.instrument
+    job.note = None
     job.chunks_total = len(event.chunks)
     job.chunks_done = 0
     job.bars_stored = 0
@@ -187,6 +194,20 @@ def _set_running(job: JobRow) -> None:
 def _finish(job: JobRow, status: str, ts: datetime) -> None:
     job.status = status
     job.finished_at = ts
+    job.note = None
+
+
+def _fold_waiting(changes: Changes, job: JobRow, event: JobWaiting) -> None:
+    """The job waits on its source; the chunk it waits for shows it too (not a failure)."""
+    job.note = event.message
+    if event.chunk is None:
+        return
+    chunk = _chunk(changes, job.job_id, event.chunk, event.seq)
+    if chunk is None or chunk.is_finished:
+        return
+    chunk.status = "waiting"
+    chunk.outcome = event.outcome.value
+    chunk.message = event.message
 
 
 def _job_event_row(event_id: str, event: AnyJobEvent) -> dict[str, Any]:

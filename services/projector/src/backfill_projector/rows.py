@@ -34,6 +34,8 @@ class JobRow:
     error_message: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    instrument: str | None = None
+    note: str | None = None  # what the job waits for while it waits (pacing, a gateway)
 
     @property
     def is_terminal(self) -> bool:

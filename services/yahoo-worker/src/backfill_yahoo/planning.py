@@ -1,16 +1,16 @@
 """Planning against Yahoo's interval limits, with a day of margin, so no request draws a 422.
 
-Yahoo's chart API serves intraday intervals only for recent history and 1m bars only a week
-per request (SOURCES.md, re-checked against yfinance 1.7): 1m within 30 days, 8 days a request;
-2m-90m within 60 days; 1h within 730 days; daily and longer, the whole history in one request.
+The limits (`backfill_contracts.limits.YAHOO_LIMITS`, shared with the console's estimates):
+1m within 30 days, 8 days a request; 2m-90m within 60 days; 1h within 730 days; daily and
+longer, the whole history in one request.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from backfill_contracts import BarSize, ChunkSpec, Outcome
+from backfill_contracts.limits import YAHOO_LIMITS
 from backfill_worker import SourceError
 
 YAHOO_INTERVAL: dict[BarSize, str] = {
@@ -26,28 +26,6 @@ YAHOO_INTERVAL: dict[BarSize, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
-    lookback: timedelta | None  # how far back Yahoo serves this interval (minus a day)
-    span: timedelta | None  # the longest window one request may ask for (minus a day)
-
-
-# Intraday windows are also cut into weeks (1h: 60 days): Yahoo would take longer ones, but
-# smaller chunks show progress, resume finer after a crash and keep each answer small.
-_INTRADAY_60D = Limit(lookback=timedelta(days=59), span=timedelta(days=7))
-LIMITS: dict[BarSize, Limit] = {
-    BarSize.M1: Limit(lookback=timedelta(days=29), span=timedelta(days=7)),
-    BarSize.M2: _INTRADAY_60D,
-    BarSize.M5: _INTRADAY_60D,
-    BarSize.M15: _INTRADAY_60D,
-    BarSize.M30: _INTRADAY_60D,
-    BarSize.H1: Limit(lookback=timedelta(days=729), span=timedelta(days=60)),
-    BarSize.D1: Limit(lookback=None, span=None),
-    BarSize.W1: Limit(lookback=None, span=None),
-    BarSize.MO1: Limit(lookback=None, span=None),
-}
-
-
 def plan_chunks(
     bar_size: BarSize, start: datetime, end: datetime, now: datetime
 ) -> list[ChunkSpec]:
@@ -57,7 +35,7 @@ def plan_chunks(
         raise SourceError(
             Outcome.INVALID_REQUEST, f"Yahoo has no {bar_size.value} bars; it serves {served}"
         )
-    limit = LIMITS[bar_size]
+    limit = YAHOO_LIMITS[bar_size]
     end = min(end, now)  # the future has no bars yet
     if limit.lookback is not None and start < now - limit.lookback:
         earliest = now - limit.lookback

@@ -11,6 +11,12 @@ from backfill_bus.codec import body_of, encode
 from backfill_bus.commands import CommandBus
 from backfill_bus.dead_letters import dead_letter
 from backfill_bus.event_log import EventLog
+from backfill_bus.gateway import (
+    GatewayEndpoint,
+    clear_gateway_endpoint,
+    read_gateway_endpoint,
+    write_gateway_endpoint,
+)
 from backfill_bus.groups import ensure_command_group, ensure_events_group, ensure_group
 from backfill_bus.maintenance import (
     RetentionSettings,
@@ -30,12 +36,14 @@ __all__ = [
     "CancelResult",
     "CommandBus",
     "EventLog",
+    "GatewayEndpoint",
     "Names",
     "RedisSettings",
     "RetentionSettings",
     "body_of",
     "cancel_reason",
     "cleanup_request",
+    "clear_gateway_endpoint",
     "dead_letter",
     "encode",
     "ensure_command_group",
@@ -44,10 +52,12 @@ __all__ = [
     "finished_before",
     "mark_submitted",
     "period_of",
+    "read_gateway_endpoint",
     "request_cancel",
     "request_cleanup",
     "request_cleanup_once",
     "take_ownership",
     "trim_commands",
     "trim_events",
+    "write_gateway_endpoint",
 ]

@@ -58,6 +58,9 @@ class JobStarted(JobEvent):
     chunks: list[ChunkSpec]
     # Chunks already collected by an earlier delivery or attempt: the job resumes after them.
     resumed_chunks: list[int] = Field(default_factory=list)
+    # The source's own name for what is collected when it differs from the job's symbol (a
+    # future's local symbol, ESH5): the key its bars are stored under.
+    instrument: str | None = None
 
 
 class ChunkCollected(JobEvent):
@@ -86,6 +89,21 @@ class ChunkFailed(JobEvent):
     outcome: Outcome
     message: str
     will_retry: bool
+
+
+class JobWaiting(JobEvent):
+    """The job waits for its source without failing: a pacing slot, a gateway coming back.
+
+    `chunk` is the chunk about to be fetched (None while the job is being planned). No try is
+    used up; the job's time limit and cancels still apply while it waits. `until` is when the
+    wait should end, when the source knows it.
+    """
+
+    type: Literal["job.waiting"] = "job.waiting"
+    chunk: int | None = Field(default=None, ge=0)
+    outcome: Outcome
+    message: str
+    until: AwareDatetime | None = None
 
 
 class JobRetrying(JobEvent):
@@ -157,6 +175,7 @@ Event = Annotated[
     | JobStarted
     | ChunkCollected
     | ChunkFailed
+    | JobWaiting
     | JobRetrying
     | JobSucceeded
     | JobFailed
@@ -171,6 +190,7 @@ AnyJobEvent = (
     | JobStarted
     | ChunkCollected
     | ChunkFailed
+    | JobWaiting
     | JobRetrying
     | JobSucceeded
     | JobFailed

@@ -54,6 +54,8 @@ jobs = Table(
     Column("finished_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("last_seq", Integer, nullable=False),
+    Column("instrument", String(64)),
+    Column("note", Text),
     Index(None, "submitted_at", "job_id"),
     Index(None, "status", "submitted_at"),
     Index(None, "source", "submitted_at"),

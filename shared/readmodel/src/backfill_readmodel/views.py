@@ -38,6 +38,10 @@ class JobView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    # What the bars are stored under when it differs from `symbol` (a future: ESH5).
+    instrument: str | None = None
+    # What a running job is waiting for (a pacing slot, the gateway), in plain words.
+    note: str | None = None
     # Set while the job waits on something the user should know about, in plain words.
     notice: str | None = None
 

@@ -7,16 +7,19 @@ from backfill_worker.settings import WorkerSettings
 from backfill_worker.source import (
     Fetched,
     FetchRequest,
+    HasLifecycle,
     Plan,
     ReportsStatus,
     Source,
     SourceError,
 )
+from backfill_worker.waits import waiting
 from backfill_worker.worker import Worker
 
 __all__ = [
     "FetchRequest",
     "Fetched",
+    "HasLifecycle",
     "JobRunner",
     "Limits",
     "Plan",
@@ -29,4 +32,5 @@ __all__ = [
     "WorkerSettings",
     "run_worker",
     "serve",
+    "waiting",
 ]

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from functools import partial
 from typing import Any, TypeVar
@@ -22,7 +26,6 @@ from redis.asyncio import Redis
 from backfill_bus import EventLog, Names, cancel_reason, mark_submitted, take_ownership
 from backfill_bus.event_log import JOB_KEY_TTL_S
 from backfill_contracts import (
-    BarBatch,
     ChunkCollected,
     ChunkFailed,
     ChunkSpec,
@@ -35,6 +38,7 @@ from backfill_contracts import (
     JobStarted,
     JobSubmitted,
     JobSucceeded,
+    JobWaiting,
     Outcome,
 )
 from backfill_worker.cancel_scanner import CancelScanner
@@ -49,9 +53,11 @@ from backfill_worker.interrupts import (
 from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.source import Fetched, FetchRequest, Plan, Source, SourceError
+from backfill_worker.waits import current_reporter
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=JobEvent)
+T = TypeVar("T")
 _WAITS = frozenset({Outcome.RATE_LIMITED, Outcome.PACING})
 
 
@@ -66,6 +72,8 @@ class Limits:
     job_time_limit_s: float = 3600.0
     request_timeout_s: float = 60.0
     poll_interval_s: float = 0.2
+    # A wait for the source shorter than this is not worth an event in the job's history.
+    announce_wait_s: float = 1.0
 
 
 @dataclass(slots=True)
@@ -121,7 +129,7 @@ class JobRunner:
         run = await self._redis(partial(self._start_clock, job, held), "starting the clock")
         try:
             await self._check(run)
-            plan = await self.source.plan(job)
+            plan = await self._watched(run, partial(self.source.plan, job), None, None)
             await self._collect(run, plan)
         except SourceError as error:
             await self._emit(JobFailed, job, outcome=error.outcome, message=error.message)
@@ -177,6 +185,7 @@ class JobRunner:
             price_type=plan.price_type,
             chunks=plan.chunks,
             resumed_chunks=sorted(done),
+            instrument=plan.instrument,
         )
         bars_total = sum(done.values())
         for chunk in plan.chunks:
@@ -192,7 +201,7 @@ class JobRunner:
                 job,
                 chunk=chunk.index,
                 source=job.source,
-                symbol=job.symbol,
+                symbol=plan.instrument or job.symbol,
                 bar_size=job.bar_size,
                 price_type=plan.price_type,
                 bars=bars,
@@ -215,7 +224,13 @@ class JobRunner:
         while True:
             try_number += 1
             try:
-                result = await self._fetch(run, FetchRequest(job, chunk, try_number))
+                request = FetchRequest(job, chunk, try_number)
+                result = await self._watched(
+                    run,
+                    partial(self.source.fetch, request),
+                    chunk.index,
+                    self.limits.request_timeout_s,
+                )
                 return result if isinstance(result, Fetched) else Fetched(result)
             except SourceError as error:
                 if error.outcome not in _WAITS:
@@ -248,21 +263,32 @@ class JobRunner:
                 )
                 await self._sleep(run, delay)
 
-    async def _fetch(self, run: _Run, request: FetchRequest) -> BarBatch | Fetched:
-        """One request, watched: a cancel, a stop or the time limit interrupt it within a poll."""
-        timeout = self.limits.request_timeout_s
-        give_up = time.monotonic() + timeout
-        task = asyncio.create_task(self.source.fetch(request))
+    async def _watched(
+        self,
+        run: _Run,
+        call: Callable[[], Awaitable[T]],
+        chunk: int | None,
+        request_timeout_s: float | None,
+    ) -> T:
+        """One call into the source, watched.
+
+        A cancel, a stop or the time limit interrupt it within a poll; past `request_timeout_s`
+        (not counting the waits it reports through `backfill_worker.waiting`) it fails as a
+        timeout.
+        """
+        watch = _Watch(self, run.job, chunk, request_timeout_s)
+        context = contextvars.copy_context()
+        context.run(current_reporter.set, watch)
+        task: asyncio.Task[T] = asyncio.create_task(_awaited(call), context=context)
         try:
             while True:
-                wait = min(self.limits.poll_interval_s, give_up - time.monotonic())
-                done, _ = await asyncio.wait({task}, timeout=max(0.0, wait))
+                done, _ = await asyncio.wait({task}, timeout=watch.next_check(self.limits))
                 if done:
                     return task.result()
                 await self._check(run)
-                if time.monotonic() >= give_up:
+                if watch.expired():
                     raise SourceError(
-                        Outcome.TIMEOUT, f"the request took longer than {timeout:g} s"
+                        Outcome.TIMEOUT, f"the request took longer than {request_timeout_s:g} s"
                     )
         finally:
             if not task.done():
@@ -301,3 +327,51 @@ class JobRunner:
 
     async def _redis(self, operation: Any, what: str) -> Any:
         return await retry_on_disconnect(operation, what)
+
+
+async def _awaited(call: Callable[[], Awaitable[T]]) -> T:
+    return await call()
+
+
+class _Watch:
+    """A watched call's request clock, and the waits its source reports (see waits.py).
+
+    While the source waits, its request clock stops; the request's own time starts again when
+    the wait ends. Waits long enough to matter become `JobWaiting` events, so the job shows them.
+    """
+
+    def __init__(
+        self, runner: JobRunner, job: CollectBars, chunk: int | None, timeout: float | None
+    ) -> None:
+        self.runner = runner
+        self.job = job
+        self.chunk = chunk
+        self.timeout = timeout
+        self.give_up = math.inf if timeout is None else time.monotonic() + timeout
+        self.waits = 0
+
+    async def started(self, outcome: Outcome, message: str, until: float | None) -> None:
+        self.waits += 1
+        announce = self.runner.limits.announce_wait_s
+        if until is None or until - time.time() >= announce:
+            await self.runner._emit(
+                JobWaiting,
+                self.job,
+                chunk=self.chunk,
+                outcome=outcome,
+                message=message,
+                until=None if until is None else datetime.fromtimestamp(until, UTC),
+            )
+
+    def ended(self) -> None:
+        self.waits -= 1
+        if self.timeout is not None:
+            self.give_up = time.monotonic() + self.timeout
+
+    def next_check(self, limits: Limits) -> float:
+        if self.waits:
+            return limits.poll_interval_s
+        return max(0.0, min(limits.poll_interval_s, self.give_up - time.monotonic()))
+
+    def expired(self) -> bool:
+        return self.waits == 0 and time.monotonic() >= self.give_up

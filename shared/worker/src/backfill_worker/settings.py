@@ -28,4 +28,5 @@ class WorkerSettings(RedisSettings):
     max_deliveries: int = Field(default=5, ge=1)
     job_time_limit_s: float = Field(default=3600.0, gt=0)
     request_timeout_s: float = Field(default=60.0, gt=0)
+    announce_wait_s: float = Field(default=1.0, ge=0)
     shutdown_grace_s: float = Field(default=8.0, gt=0)

@@ -18,6 +18,8 @@ class Plan:
 
     price_type: str
     chunks: list[ChunkSpec]
+    # What the bars are stored under when it is not the job's symbol (a future: ESH5).
+    instrument: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,15 @@ class ReportsStatus(Protocol):
     """A source with state worth showing in the worker's heartbeat (a pause, a connection)."""
 
     def status(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class HasLifecycle(Protocol):
+    """A source holding a connection: started before the worker takes work, stopped after."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class Source(Protocol):

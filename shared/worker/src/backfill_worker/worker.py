@@ -42,7 +42,7 @@ from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.runner import JobRunner, Limits, RunResult
 from backfill_worker.settings import WorkerSettings
-from backfill_worker.source import ReportsStatus, Source
+from backfill_worker.source import HasLifecycle, ReportsStatus, Source
 
 log = logging.getLogger(__name__)
 # Bounded, so a new command held meanwhile waits for at most this many older jobs.
@@ -87,6 +87,7 @@ class Worker:
                 settings.job_time_limit_s,
                 settings.request_timeout_s,
                 settings.cancel_poll_interval_s,
+                settings.announce_wait_s,
             ),
         )
         self.broker = self._build_broker()
@@ -122,6 +123,8 @@ class Worker:
         await ensure_command_group(self.redis, self.names, self.source.name)
         await ensure_events_group(self.redis, self.names)
         await self.heartbeat.set("starting")
+        if isinstance(self.source, HasLifecycle):
+            await self.source.start()
         self.claims.start()
         await self.broker.start()
         self.heartbeat.start()
@@ -146,6 +149,8 @@ class Worker:
                     pass
         await self.broker.stop()
         await self.claims.stop()
+        if isinstance(self.source, HasLifecycle):
+            await self.source.stop()
         await self.heartbeat.stop()
         await self.heartbeat.set("stopped")
         await self.redis.aclose()

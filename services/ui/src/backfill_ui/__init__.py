@@ -1,0 +1,1 @@
+"""Backfill console: the NiceGUI web app to submit, follow, inspect and monitor jobs."""
