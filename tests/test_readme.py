@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings
 
 from backfill_api.settings import ApiSettings
+from backfill_ibkr.settings import IbkrSettings
 from backfill_projector.settings import ProjectorSettings
 from backfill_worker import WorkerSettings
 from backfill_yahoo.settings import YahooSettings
@@ -31,7 +32,7 @@ def _variables(settings: type[BaseSettings]) -> set[str]:
 
 def test_the_configuration_table_lists_every_setting() -> None:
     table = set(re.findall(r"^\| `(BACKFILL_[A-Z_]+)` \|", README.read_text(), re.MULTILINE))
-    classes = (ApiSettings, ProjectorSettings, WorkerSettings, YahooSettings)
+    classes = (ApiSettings, ProjectorSettings, WorkerSettings, YahooSettings, IbkrSettings)
     in_code = set().union(*(_variables(s) for s in classes))
     assert table == in_code | OUTSIDE_SETTINGS
 

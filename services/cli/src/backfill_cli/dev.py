@@ -46,6 +46,9 @@ def service_specs() -> list[ServiceSpec]:
         ServiceSpec("api", [python, "-m", "backfill_api"]),
         ServiceSpec("sim-worker", [python, "-m", "backfill_sim"]),
         ServiceSpec("yahoo-worker", [python, "-m", "backfill_yahoo"]),
+        # Connects to the IB Gateway at BACKFILL_IBKR_HOST:PORT (or the endpoint set from the
+        # console) and keeps retrying, jobs waiting, while there is none.
+        ServiceSpec("ibkr-worker", [python, "-m", "backfill_ibkr"]),
     ]
 
 
@@ -55,6 +58,7 @@ STACK_MODULES = (
     "backfill_api",
     "backfill_sim",
     "backfill_yahoo",
+    "backfill_ibkr",
 )
 
 
