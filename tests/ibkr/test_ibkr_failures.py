@@ -256,3 +256,20 @@ async def _sent(gateway: FakeGateway, count: int) -> bool:
 
 async def _connected(gateway: FakeGateway) -> bool:
     return bool(gateway.connected_client_ids)
+
+
+async def test_a_wait_for_pacing_shows_on_the_job_with_the_next_slot(ibkr: IbkrStack) -> None:
+    # One request per 200 s of IB time (2 s here): the second chunk waits for the window.
+    rules = '[{"name": "login", "window_s": 200, "limit": 1, "scope": "login"}]'
+    await ibkr.start_worker(ibkr_pacing_rules=rules)
+    job_id = await ibkr.submit(start="2024-03-04", end="2024-03-06")
+    job = await wait_note(ibkr, job_id, "waiting for pacing")
+    assert job["note"].startswith("waiting for pacing, next slot in ")
+    assert job["note"].endswith(" s (login rule)")
+    chunks = (await ibkr.stack.api.get(f"/api/v1/jobs/{job_id}/chunks")).json()
+    assert [c["status"] for c in chunks] == ["done", "waiting"]
+    done = await ibkr.stack.wait_job(job_id)
+    assert done["status"] == "succeeded"
+    assert done["note"] is None
+    historical = sorted(r.time for r in ibkr.gateway.requests if r.kind == "historical")
+    assert historical[1] - historical[0] >= 2.0
