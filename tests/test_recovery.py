@@ -92,7 +92,7 @@ async def test_a_live_worker_keeps_its_long_job(
 ) -> None:
     """The claim is refreshed while the job runs: an idle worker never takes it over."""
     async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        fast = {"claim_idle_ms": 300, "claim_interval_ms": 50}
+        fast: dict[str, Any] = {"claim_idle_ms": 300, "claim_interval_ms": 50}
         await stack.start_worker("first", **fast)
         job_id = await stack.submit(**EIGHT_DAYS, options={"latency_ms": 200})
         await wait_until(lambda: _chunks_done(stack, job_id, 1), message="job running")

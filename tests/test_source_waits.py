@@ -46,7 +46,7 @@ async def test_a_wait_longer_than_the_request_timeout_is_shown_and_not_a_failure
     redis_url: str, database_url: str, namespace: str
 ) -> None:
     async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await stack.start_worker("w", WaitingSim(wait_s=1.5), request_timeout_s=0.5)
+        await stack.start_worker("w", source=WaitingSim(wait_s=1.5), request_timeout_s=0.5)
         job_id = await stack.submit(**JOB, end="2024-01-10")
 
         async def shows_the_wait() -> dict[str, object] | None:
@@ -76,7 +76,7 @@ async def test_a_short_wait_is_not_worth_an_event(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
     async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await stack.start_worker("w", WaitingSim(wait_s=0.2, waits=3))
+        await stack.start_worker("w", source=WaitingSim(wait_s=0.2, waits=3))
         job_id = await stack.submit(**JOB, end="2024-01-10")
         assert (await stack.wait_job(job_id))["status"] == "succeeded"
         events = (await stack.api.get(f"/api/v1/jobs/{job_id}/events")).json()
@@ -87,7 +87,7 @@ async def test_a_cancel_interrupts_a_long_wait_at_once(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
     async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        await stack.start_worker("w", WaitingSim(wait_s=60, while_planning=True))
+        await stack.start_worker("w", source=WaitingSim(wait_s=60, while_planning=True))
         job_id = await stack.submit(**JOB, end="2024-01-10")
 
         async def waiting_while_planning() -> bool:

@@ -77,7 +77,7 @@ class IbkrStack:
         )
         redis = self.stack.redis
         others = {k: v for k, v in settings.items() if not k.startswith("ibkr_")}
-        return await self.stack.start_worker(worker_id, build_source(ibkr, redis), **others)
+        return await self.stack.start_worker(worker_id, source=build_source(ibkr, redis), **others)
 
     async def submit(self, symbol: str = "AAPL", **job: Any) -> str:
         fields = {"source": "ibkr", "symbol": symbol, "bar_size": "1m"} | job

@@ -83,7 +83,7 @@ class Stack:
         return state
 
     async def start_worker(
-        self, worker_id: str, source: Source | None = None, **settings: Any
+        self, worker_id: str, *, source: Source | None = None, **settings: Any
     ) -> Worker:
         """A worker of `source` (default: the sim) with test-friendly delays."""
         worker = Worker(

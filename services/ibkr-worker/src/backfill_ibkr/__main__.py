@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from redis.asyncio import Redis
 
 from backfill_bus import Names
@@ -13,7 +10,7 @@ from backfill_ibkr.library import load_library
 from backfill_ibkr.pacing import PacingGovernor, parse_rules
 from backfill_ibkr.settings import IbkrSettings
 from backfill_ibkr.source import IbkrSource
-from backfill_worker import serve
+from backfill_worker import run_worker_with_redis
 
 
 def build_source(settings: IbkrSettings, redis: Redis) -> IbkrSource:
@@ -29,19 +26,8 @@ def build_source(settings: IbkrSettings, redis: Redis) -> IbkrSource:
     return IbkrSource(settings, library, Connection(settings, redis, library), governor)
 
 
-async def _main(settings: IbkrSettings) -> None:
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        await serve(settings, build_source(settings, redis))
-    finally:
-        await redis.aclose()
-
-
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(_main(IbkrSettings()))
+    run_worker_with_redis(IbkrSettings(), build_source)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from redis.asyncio import Redis
 
 from backfill_bus import Names
-from backfill_worker import serve
+from backfill_worker import run_worker_with_redis
 from backfill_yahoo.budget import RequestBudget
 from backfill_yahoo.client import YahooClient
 from backfill_yahoo.settings import YahooSettings
@@ -27,19 +24,8 @@ def build_source(settings: YahooSettings, redis: Redis) -> YahooSource:
     return YahooSource(YahooClient(settings), budget)
 
 
-async def _main(settings: YahooSettings) -> None:
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        await serve(settings, build_source(settings, redis))
-    finally:
-        await redis.aclose()
-
-
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(_main(YahooSettings()))
+    run_worker_with_redis(YahooSettings(), build_source)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The worker runtime shared by every source: consume commands, plan, fetch, publish events."""
 
-from backfill_worker.main import run_worker, serve
+from backfill_worker.main import run_worker, run_worker_with_redis, serve
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.runner import JobRunner, Limits, RunResult
 from backfill_worker.settings import WorkerSettings
@@ -31,6 +31,7 @@ __all__ = [
     "Worker",
     "WorkerSettings",
     "run_worker",
+    "run_worker_with_redis",
     "serve",
     "waiting",
 ]

@@ -6,6 +6,9 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from typing import TypeVar
+
+from redis.asyncio import Redis
 
 from backfill_worker.settings import WorkerSettings
 from backfill_worker.source import Source
@@ -25,8 +28,29 @@ async def serve(settings: WorkerSettings, source: Source) -> None:
         await worker.stop()
 
 
-def run_worker(make_source: Callable[[], Source]) -> None:
+S = TypeVar("S", bound=WorkerSettings)
+
+
+def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def run_worker(make_source: Callable[[], Source]) -> None:
+    _configure_logging()
     asyncio.run(serve(WorkerSettings(), make_source()))
+
+
+def run_worker_with_redis(settings: S, build_source: Callable[[S, Redis], Source]) -> None:
+    """For a source that keeps state in Redis (a budget, leases): one client, closed at exit."""
+    _configure_logging()
+
+    async def main() -> None:
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            await serve(settings, build_source(settings, redis))
+        finally:
+            await redis.aclose()
+
+    asyncio.run(main())
