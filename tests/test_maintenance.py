@@ -551,4 +551,4 @@ async def test_a_scheduler_on_an_empty_deployment(
         await engine.dispose()
     assert run.cleanup is not None
     assert run.events_trimmed == 0
-    assert run.commands_trimmed == {"sim": 0, "yahoo": 0}
+    assert run.commands_trimmed == {"ibkr": 0, "sim": 0, "yahoo": 0}
