@@ -38,7 +38,8 @@ BAD_JOBS: list[tuple[str, dict[str, Any], list[tuple[list[Any], str, str]]]] = [
     (
         "unknown source",
         {**GOOD, "source": "ib"},
-        [(["body", "source"], "Value error, unknown source 'ib'; known sources: ['ibkr', 'sim', 'yahoo']",
+        [(["body", "source"],
+          "Value error, unknown source 'ib'; known sources: ['ibkr', 'sim', 'yahoo']",
           "value_error")],
     ),
     (
