@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.fixtures",
     "tests.support.fake_yahoo.fixtures",
     "tests.support.fake_tws.fixtures",
+    "nicegui.testing.user_plugin",
 ]

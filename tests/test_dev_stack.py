@@ -27,7 +27,7 @@ async def dev_stack(
     state_dir: Path, database_url: str, extra_env: dict[str, str] | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Run `backfill dev` until the block ends, then stop it with Ctrl-C (SIGINT)."""
-    api_port = free_port()
+    api_port, ui_port = free_port(), free_port()
     env = {
         **os.environ,
         "BACKFILL_DEV_REDIS_PORT": str(free_port()),
@@ -36,18 +36,21 @@ async def dev_stack(
         **(extra_env or {}),
     }
     env.pop("BACKFILL_REDIS_URL", None)  # dev starts its own Redis, as on a fresh machine
+    # A newcomer's shell has no PYTEST_CURRENT_TEST; NiceGUI would think it runs under pytest.
+    env.pop("PYTEST_CURRENT_TEST", None)
     if database_url.startswith("sqlite"):
         del env["BACKFILL_DATABASE_URL"]  # and its embedded default database
     log_path = state_dir.parent / f"dev-{api_port}.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "backfill_cli", "dev", "--state-dir", str(state_dir),
-            "--api-port", str(api_port),
+            "--api-port", str(api_port), "--ui-port", str(ui_port),
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as client:
             await _wait_ready(client, process, log_path)
+            await _wait_console(ui_port, process, log_path)
             yield client
     finally:
         process.send_signal(signal.SIGINT)
@@ -76,6 +79,23 @@ async def _wait_ready(
             pass
         await asyncio.sleep(0.2)
     raise AssertionError(f"the API did not become healthy:\n{await _tail(log)}")
+
+
+async def _wait_console(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
+    """The console answers with its login-free Collect page (loopback, no password)."""
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as console:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise AssertionError(f"backfill dev exited early:\n{await _tail(log)}")
+            try:
+                page = await console.get("/")
+                if page.status_code == 200 and "Backfill" in page.text:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"the console did not answer:\n{await _tail(log)}")
 
 
 async def _wait_terminal(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 from backfill_api.settings import ApiSettings
 from backfill_ibkr.settings import IbkrSettings
 from backfill_projector.settings import ProjectorSettings
+from backfill_ui.settings import UiSettings
 from backfill_worker import WorkerSettings
 from backfill_yahoo.settings import YahooSettings
 from tests.support.stack import running_stack
@@ -21,6 +22,7 @@ OUTSIDE_SETTINGS = {
     "BACKFILL_API_URL",
     "BACKFILL_DEV_REDIS_PORT",
     "BACKFILL_TEST_POSTGRES_URL",
+    "BACKFILL_TEST_REQUIRE_BROWSER",
     "BACKFILL_TEST_REQUIRE_POSTGRES",
 }
 
@@ -32,7 +34,9 @@ def _variables(settings: type[BaseSettings]) -> set[str]:
 
 def test_the_configuration_table_lists_every_setting() -> None:
     table = set(re.findall(r"^\| `(BACKFILL_[A-Z_]+)` \|", README.read_text(), re.MULTILINE))
-    classes = (ApiSettings, ProjectorSettings, WorkerSettings, YahooSettings, IbkrSettings)
+    classes = (
+        ApiSettings, ProjectorSettings, WorkerSettings, YahooSettings, IbkrSettings, UiSettings
+    )  # fmt: skip
     in_code = set().union(*(_variables(s) for s in classes))
     assert table == in_code | OUTSIDE_SETTINGS
 

@@ -57,7 +57,7 @@ def test_dev_runs_redis_migrates_starts_the_services_and_stops_cleanly(
     state = tmp_path / "state"
     migrate = "print('schema is up to date')"
     child = spawn([sys.executable, "-c", DEV, str(state), str(api_port), migrate], _env(free_port))
-    child.wait_for_line("running: API docs at")
+    child.wait_for_line("running: console at")
     api_line = child.wait_for_line("api       | redis says")  # names padded to "projector"
     child.wait_for_line("projector | redis says")
 

@@ -49,6 +49,7 @@ def service_specs() -> list[ServiceSpec]:
         # Connects to the IB Gateway at BACKFILL_IBKR_HOST:PORT (or the endpoint set from the
         # console) and keeps retrying, jobs waiting, while there is none.
         ServiceSpec("ibkr-worker", [python, "-m", "backfill_ibkr"]),
+        ServiceSpec("ui", [python, "-m", "backfill_ui"]),
     ]
 
 
@@ -59,6 +60,7 @@ STACK_MODULES = (
     "backfill_sim",
     "backfill_yahoo",
     "backfill_ibkr",
+    "backfill_ui",
 )
 
 
@@ -119,6 +121,11 @@ def _check_ports(settings: StackSettings) -> None:
             f"API port {settings.api_port} on {DEV_HOST} is already in use: stop what uses it"
             " or pass --api-port with a free port"
         )
+    if port_in_use(DEV_HOST, settings.ui_port):
+        raise DevError(
+            f"console port {settings.ui_port} on {DEV_HOST} is already in use: stop what uses it"
+            " or pass --ui-port with a free port"
+        )
 
 
 async def _run(
@@ -136,6 +143,7 @@ async def _run(
         printer.say(f"database   {without_password(settings.database_url)}")
         printer.say(f"redis      {settings.redis_url}")
         printer.say(f"API        {settings.docs_url}")
+        printer.say(f"console    {settings.console_url}")
         if redis is not None:
             await sup.start(redis_service(redis, DEV_HOST, settings.redis_port, settings.redis_dir))
             ready = await wait_until_ready(
@@ -160,7 +168,10 @@ async def _run(
             return 1
         for spec in services:
             await sup.start(spec)
-        printer.say(f"running: API docs at {settings.docs_url}; Ctrl-C stops everything")
+        printer.say(
+            f"running: console at {settings.console_url}, API docs at {settings.docs_url};"
+            " Ctrl-C stops everything"
+        )
         await sup.stop_requested.wait()
     printer.say("all stopped")
     return 0

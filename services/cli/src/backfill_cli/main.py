@@ -19,7 +19,13 @@ from backfill_cli.api_client import (
 from backfill_cli.cleanup import cleanup
 from backfill_cli.models import STATUSES
 from backfill_cli.options import options_dict, parse_option
-from backfill_cli.settings import DEFAULT_API_PORT, SettingsError, api_url, stack_settings
+from backfill_cli.settings import (
+    DEFAULT_API_PORT,
+    DEFAULT_UI_PORT,
+    SettingsError,
+    api_url,
+    stack_settings,
+)
 from backfill_cli.submit import submit
 
 EXIT_FAILED = 1
@@ -48,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         "dev", parents=[state], help="run the whole stack as local processes (no Docker)"
     )
     run_dev.add_argument("--api-port", type=_port, default=DEFAULT_API_PORT, help="default: 8000")
+    run_dev.add_argument(
+        "--ui-port", type=_port, default=DEFAULT_UI_PORT, help="the console's port; default: 8080"
+    )
 
     sub = commands.add_parser(
         "submit", parents=[api], help="submit one job per symbol and follow them"
@@ -124,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     env = os.environ
     if args.command == "dev":
-        return dev.run(stack_settings(args.state_dir, args.api_port, env))
+        return dev.run(stack_settings(args.state_dir, args.api_port, env, args.ui_port))
     if args.command == "projector":
         return projector.rebuild(stack_settings(args.state_dir, env=env))
     with ApiClient(api_url(args.api_url, env)) as client:

@@ -16,6 +16,7 @@ DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_STATE_DIR = ".backfill"
 DEFAULT_DEV_REDIS_PORT = 6380
 DEFAULT_API_PORT = 8000
+DEFAULT_UI_PORT = 8080
 # The dev stack binds to loopback only: it has no authentication and is not meant to be shared.
 DEV_HOST = "127.0.0.1"
 
@@ -85,6 +86,7 @@ class StackSettings:
     start_redis: bool
     redis_port: int
     api_port: int
+    ui_port: int = DEFAULT_UI_PORT
 
     @property
     def redis_dir(self) -> Path:
@@ -94,6 +96,10 @@ class StackSettings:
     def docs_url(self) -> str:
         return f"http://{DEV_HOST}:{self.api_port}/docs"
 
+    @property
+    def console_url(self) -> str:
+        return f"http://{DEV_HOST}:{self.ui_port}/"
+
     def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
         env = dict(base)
         env.update(
@@ -102,6 +108,8 @@ class StackSettings:
             BACKFILL_STATE_DIR=str(self.state_dir),
             BACKFILL_API_HOST=DEV_HOST,
             BACKFILL_API_PORT=str(self.api_port),
+            BACKFILL_UI_HOST=DEV_HOST,
+            BACKFILL_UI_PORT=str(self.ui_port),
             # Children write to a pipe, where Python would buffer their logs for minutes.
             PYTHONUNBUFFERED="1",
         )
@@ -112,6 +120,7 @@ def stack_settings(
     state_dir_flag: str | None,
     api_port: int = DEFAULT_API_PORT,
     env: Mapping[str, str] | None = None,
+    ui_port: int = DEFAULT_UI_PORT,
 ) -> StackSettings:
     env = os.environ if env is None else env
     state = state_dir(state_dir_flag, env)
@@ -122,4 +131,5 @@ def stack_settings(
         start_redis=not env.get("BACKFILL_REDIS_URL"),
         redis_port=dev_redis_port(env),
         api_port=api_port,
+        ui_port=ui_port,
     )

@@ -1,0 +1,1 @@
+"""Pieces several pages share: job cards, charts, worker info."""
