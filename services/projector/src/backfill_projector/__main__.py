@@ -15,6 +15,7 @@ from backfill_bus import Names
 from backfill_projector.maintenance import Maintenance
 from backfill_projector.projector import Projector
 from backfill_projector.settings import ProjectorSettings
+from backfill_projector.webhooks import WebhookNotifier
 from backfill_readmodel.engine import create_engine
 
 log = logging.getLogger("backfill.projector")
@@ -31,11 +32,12 @@ async def _main(command: str, settings: ProjectorSettings) -> None:
         batch_size=settings.projector_batch_size,
         block_ms=settings.projector_block_ms,
     )
+    producer = f"projector@{socket.gethostname()}-{os.getpid()}"
     maintenance = Maintenance(
         engine,
         redis,
         names,
-        producer=f"projector@{socket.gethostname()}-{os.getpid()}",
+        producer=producer,
         interval_s=settings.cleanup_interval_s,
         job_retention_days=settings.job_retention_days,
         event_retention_days=settings.event_retention_days,
@@ -53,6 +55,17 @@ async def _main(command: str, settings: ProjectorSettings) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(projector.run(stop))
             tasks.create_task(maintenance.run(stop))
+            tasks.create_task(
+                WebhookNotifier(
+                    engine,
+                    redis,
+                    names,
+                    producer,
+                    timeout_s=settings.webhook_timeout_s,
+                    max_tries=settings.webhook_max_tries,
+                    retry_base_s=settings.webhook_retry_base_s,
+                ).run(stop)
+            )
     finally:
         await redis.aclose()
         await engine.dispose()

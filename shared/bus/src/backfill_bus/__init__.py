@@ -30,9 +30,19 @@ from backfill_bus.maintenance import (
 )
 from backfill_bus.names import EVENTS_GROUP, Names
 from backfill_bus.settings import RedisSettings
+from backfill_bus.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookSubscription,
+    clear_webhooks,
+    read_webhooks,
+    sign,
+    signature_matches,
+    write_webhook,
+)
 
 __all__ = [
     "EVENTS_GROUP",
+    "SIGNATURE_HEADER",
     "CancelResult",
     "CommandBus",
     "EventLog",
@@ -40,10 +50,12 @@ __all__ = [
     "Names",
     "RedisSettings",
     "RetentionSettings",
+    "WebhookSubscription",
     "body_of",
     "cancel_reason",
     "cleanup_request",
     "clear_gateway_endpoint",
+    "clear_webhooks",
     "dead_letter",
     "encode",
     "ensure_command_group",
@@ -53,11 +65,15 @@ __all__ = [
     "mark_submitted",
     "period_of",
     "read_gateway_endpoint",
+    "read_webhooks",
     "request_cancel",
     "request_cleanup",
     "request_cleanup_once",
+    "sign",
+    "signature_matches",
     "take_ownership",
     "trim_commands",
     "trim_events",
     "write_gateway_endpoint",
+    "write_webhook",
 ]

@@ -26,6 +26,7 @@ from backfill_contracts.events import (
     JobSubmitted,
     JobSucceeded,
     JobWaiting,
+    JobWebhook,
     WorkerHeartbeat,
     parse_event,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "JobSubmitted",
     "JobSucceeded",
     "JobWaiting",
+    "JobWebhook",
     "Message",
     "Outcome",
     "SecType",

@@ -142,6 +142,20 @@ class JobHandedBack(JobEvent):
     reason: str
 
 
+class JobWebhook(JobEvent):
+    """A finished job was posted to a webhook subscriber (or could not be, after `tries`).
+
+    History only: whatever a webhook does, the job's status stays as it ended.
+    """
+
+    type: Literal["job.webhook"] = "job.webhook"
+    url: str  # without credentials or query
+    ok: bool
+    status_code: int | None = None
+    tries: int = Field(ge=1)
+    message: str = ""
+
+
 class CleanupRequested(Message):
     """Delete finished jobs (not their bars) that ended before `finished_before`.
 
@@ -181,6 +195,7 @@ Event = Annotated[
     | JobFailed
     | JobCancelled
     | JobHandedBack
+    | JobWebhook
     | WorkerHeartbeat
     | CleanupRequested,
     Field(discriminator="type"),
@@ -196,6 +211,7 @@ AnyJobEvent = (
     | JobFailed
     | JobCancelled
     | JobHandedBack
+    | JobWebhook
 )
 AnyEvent = AnyJobEvent | WorkerHeartbeat | CleanupRequested
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)

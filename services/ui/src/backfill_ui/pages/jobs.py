@@ -15,6 +15,7 @@ from backfill_readmodel import monitoring, queries
 from backfill_readmodel.views import JobPage
 from backfill_ui import actions, words
 from backfill_ui.components.job_card import JobCard
+from backfill_ui.components.webhook_form import WebhookForm
 from backfill_ui.feed import Feed, JobWatch
 from backfill_ui.frame import Console, frame
 from backfill_ui.live import RESYNC, LiveEvent
@@ -34,6 +35,8 @@ def register(console: Console) -> None:
         with frame(console, "Jobs"):
             page = JobsPage(console, status, source, symbol, day)
             await page.load()
+            webhook = WebhookForm(console.services)
+            await webhook.show()
 
 
 class JobsPage:

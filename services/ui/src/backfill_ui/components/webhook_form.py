@@ -1,0 +1,81 @@
+"""Notify a webhook when jobs finish: the subscription the projector's notifier posts to.
+
+Kept in Redis (backfill_bus.webhooks), so every console and projector replica sees the same
+one. The secret signs each POST (X-Backfill-Signature: sha256=...); it is never shown again.
+"""
+
+from __future__ import annotations
+
+from nicegui import ui
+from redis.exceptions import RedisError
+
+from backfill_bus import clear_webhooks, read_webhooks, write_webhook
+from backfill_ui.services import Services
+
+
+class WebhookForm:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        with (
+            ui.expansion("Notify a webhook when jobs finish", icon="notifications")
+            .classes("w-full")
+            .mark("webhook")
+        ):
+            self.current = ui.label().classes("text-grey-8").mark("webhook-current")
+            with ui.row().classes("items-start gap-4"):
+                self.url = (
+                    ui.input("URL", placeholder="https://hooks.example.com/backfill")
+                    .classes("w-96")
+                    .mark("webhook-url")
+                )
+                self.secret = (
+                    ui.input("Secret (signs each POST)", password=True)
+                    .classes("w-64")
+                    .mark("webhook-secret")
+                )
+                ui.button("Save", icon="save", on_click=self.save).mark("webhook-save")
+                ui.button("Remove", icon="delete", on_click=self.remove).props("flat").mark(
+                    "webhook-remove"
+                )
+            self.problem = ui.label().classes("text-negative").mark("webhook-problem")
+
+    async def show(self) -> None:
+        try:
+            subscribers = await read_webhooks(self.services.redis, self.services.names)
+        except (RedisError, OSError):
+            self.current.set_text("Redis is unavailable: the webhook cannot be read now.")
+            return
+        if not subscribers:
+            self.current.set_text("No webhook: finished jobs are only shown here.")
+            return
+        signed = "signed" if subscribers[0].secret else "not signed"
+        self.current.set_text(
+            f"Every finished job is POSTed to {subscribers[0].shown_url} ({signed}), "
+            "retried with backoff; each delivery shows in the job's timeline."
+        )
+
+    async def save(self) -> None:
+        try:
+            await write_webhook(
+                self.services.redis, self.services.names, self.url.value or "", self.secret.value
+            )
+        except ValueError as error:  # the URL check says what is wrong, in plain words
+            self.problem.set_text(str(error))
+            return
+        except (RedisError, OSError):
+            self.problem.set_text("Redis is unavailable: nothing was changed; try again.")
+            return
+        self.problem.set_text("")
+        self.secret.set_value("")
+        ui.notify("finished jobs will be posted to the webhook", type="positive")
+        await self.show()
+
+    async def remove(self) -> None:
+        try:
+            await clear_webhooks(self.services.redis, self.services.names)
+        except (RedisError, OSError):
+            self.problem.set_text("Redis is unavailable: nothing was changed; try again.")
+            return
+        self.problem.set_text("")
+        ui.notify("the webhook is removed", type="positive")
+        await self.show()

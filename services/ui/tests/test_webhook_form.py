@@ -1,0 +1,37 @@
+"""The Jobs page's webhook for finished jobs: checked, saved in Redis, removed."""
+
+from __future__ import annotations
+
+from nicegui.testing import User
+
+from backfill_bus import read_webhooks
+from services.ui.tests.console import eventually_async, log_in, set_values
+from tests.support.stack import Stack
+
+
+async def test_the_webhook_is_checked_saved_and_removed(user: User, stack: Stack) -> None:
+    await log_in(user)
+    await user.open("/jobs")
+    await user.should_see("No webhook: finished jobs are only shown here.")
+
+    set_values(user, **{"webhook-url": "ftp://nowhere"})
+    user.find(marker="webhook-save").click()
+    await user.should_see("a webhook URL starts with http:// or https:// and names a host")
+    assert await read_webhooks(stack.redis, stack.names) == []
+
+    set_values(user, **{"webhook-url": "https://hooks.example.com/b", "webhook-secret": "k"})
+    user.find(marker="webhook-save").click()
+
+    async def saved() -> None:
+        found = await read_webhooks(stack.redis, stack.names)
+        assert [(s.url, s.secret) for s in found] == [("https://hooks.example.com/b", "k")]
+
+    await eventually_async(saved)
+    await user.should_see("https://hooks.example.com/b (signed)")
+
+    user.find(marker="webhook-remove").click()
+
+    async def removed() -> None:
+        assert await read_webhooks(stack.redis, stack.names) == []
+
+    await eventually_async(removed)

@@ -1,0 +1,102 @@
+"""Webhooks for finished jobs: signed POSTs, retried, recorded, and never touching the job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from backfill_bus import signature_matches, write_webhook
+from backfill_projector.webhooks import WebhookNotifier
+from tests.support.http_receiver import HttpReceiver
+from tests.support.stack import Stack, running_stack, wait_until
+
+JOB = {"source": "sim", "symbol": "AAPL", "bar_size": "1d", "start": "2024-01-01"}
+SECRET = "s3cret"
+
+
+@pytest.fixture
+async def stack(redis_url: str, database_url: str, namespace: str) -> AsyncIterator[Stack]:
+    async with running_stack(redis_url, database_url, namespace) as stack:
+        notifier = WebhookNotifier(
+            stack.engine, stack.redis, stack.names, "test-notifier", max_tries=3,
+            retry_base_s=0.05, block_ms=50,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(notifier.run(stop))
+        yield stack
+        stop.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(task, timeout=5)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[HttpReceiver]:
+    receiver = HttpReceiver()
+    yield receiver
+    await receiver.close()
+
+
+async def webhook_events(stack: Stack, job_id: str) -> list[dict[str, Any]]:
+    events = (await stack.api.get(f"/api/v1/jobs/{job_id}/events")).json()
+    return [e["data"] for e in events if e["type"] == "job.webhook"]
+
+
+async def test_a_finished_job_is_posted_signed_and_recorded(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    url = await receiver.start()
+    await write_webhook(stack.redis, stack.names, f"{url}/hook?token=abc", SECRET)
+    job_id = await stack.submit(**JOB, end="2024-02-01")
+    await stack.wait_job(job_id)
+
+    recorded = await wait_until(lambda: webhook_events(stack, job_id), message="recorded")
+    (hit,) = receiver.received
+    assert hit.path == "/hook?token=abc"
+    assert signature_matches(SECRET, hit.body, hit.headers["x-backfill-signature"])
+    body = json.loads(hit.body)
+    assert (body["type"], body["job_id"], body["status"]) == ("job.finished", job_id, "succeeded")
+    assert body["job"]["symbol"] == "AAPL"
+    assert body["bars"] == 23  # the weekdays of January 2024
+    # The history keeps the URL without its query (which may carry a token).
+    assert recorded == [
+        {"url": f"{url}/hook", "ok": True, "status_code": 200, "tries": 1, "message": ""}
+    ]
+
+
+async def test_a_failing_webhook_is_retried_then_given_up_and_the_job_unchanged(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    receiver.statuses = [500, 503]
+    url = await receiver.start()
+    await write_webhook(stack.redis, stack.names, url)
+    ok_job = await stack.submit(**JOB, end="2024-01-10")
+    assert (await stack.wait_job(ok_job))["status"] == "succeeded"
+    (delivered,) = await wait_until(lambda: webhook_events(stack, ok_job), message="recorded")
+    assert (delivered["ok"], delivered["tries"]) == (True, 3)
+    assert "x-backfill-signature" not in receiver.received[0].headers  # no secret, no signature
+
+    await receiver.close()  # now nobody answers at all
+    failed_job = await stack.submit(**{**JOB, "symbol": "INVALID"}, end="2024-01-10")
+    job = await stack.wait_job(failed_job)
+    (given_up,) = await wait_until(lambda: webhook_events(stack, failed_job), message="recorded")
+    assert given_up["ok"] is False
+    assert given_up["tries"] == 3
+    assert given_up["status_code"] is None
+    assert given_up["message"].startswith("ConnectError")
+    after = (await stack.api.get(f"/api/v1/jobs/{failed_job}")).json()
+    assert after["status"] == job["status"] == "failed"
+    assert after["error"] == job["error"]
+
+
+async def test_no_subscriber_no_post(stack: Stack, receiver: HttpReceiver) -> None:
+    await receiver.start()
+    job_id = await stack.submit(**JOB, end="2024-01-10")
+    await stack.wait_job(job_id)
+    await asyncio.sleep(0.3)
+    assert receiver.received == []
+    assert await webhook_events(stack, job_id) == []
