@@ -116,6 +116,14 @@ def test_words() -> None:
     )
     assert words.event_words("job.submitted", {}, attempt=3) == "Retry requested (attempt 3)"
     assert words.event_words("something.new", {}) == "something.new"
+    posted = {"url": "https://h.example/x", "ok": True, "status_code": 204, "tries": 1}
+    assert words.event_words("job.webhook", posted) == (
+        "Posted to the webhook https://h.example/x (HTTP 204)"
+    )
+    failed = {"url": "https://h.example/x", "ok": False, "tries": 5, "message": "HTTP 500"}
+    assert words.event_words("job.webhook", failed) == (
+        "Webhook https://h.example/x failed after 5 tries: HTTP 500"
+    )
 
 
 def bar(minute: int, close: float) -> BarView:

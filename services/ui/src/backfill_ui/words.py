@@ -101,6 +101,11 @@ def event_words(kind: str, data: dict[str, Any], attempt: int = 1) -> str:
         return f"Cancelled: {data.get('reason') or 'by request'}"
     if kind == "job.handed_back":
         return f"Handed back by {data.get('worker_id', '?')}: {data.get('reason', '')}"
+    if kind == "job.webhook":
+        tries = data.get("tries", 1)
+        if data.get("ok"):
+            return f"Posted to the webhook {data.get('url')} (HTTP {data.get('status_code')})"
+        return f"Webhook {data.get('url')} failed after {tries} tries: {data.get('message')}"
     return kind
 
 
