@@ -20,7 +20,7 @@ from backfill_contracts.limits import (
     YAHOO_LIMITS,
     YAHOO_REQUESTS_PER_S,
 )
-from backfill_contracts.sources import IbkrOptions, WhatToShow, parse_options
+from backfill_contracts.sources import IbkrOptions, SimOptions, WhatToShow, parse_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,8 @@ def estimate_plan(
         return _ibkr(bar_size, start, end, parsed)
     if source == "yahoo":
         return _yahoo(bar_size, start, end)
-    return _sim(bar_size, start, end)
+    assert isinstance(parsed, SimOptions)
+    return _sim(bar_size, start, end, parsed)
 
 
 def _windows(start: datetime, end: datetime, span: timedelta | None) -> int:
@@ -51,14 +52,21 @@ def _windows(start: datetime, end: datetime, span: timedelta | None) -> int:
     return math.ceil((end - start) / span)
 
 
-def _sim(bar_size: BarSize, start: datetime, end: datetime) -> PlanEstimate:
+def _sim(bar_size: BarSize, start: datetime, end: datetime, options: SimOptions) -> PlanEstimate:
+    latency_s = options.latency_ms / 1000
     if bar_size.is_intraday:
         days = (end - start).days + 1
-        weekdays = round(days * 5 / 7) or 1
-        return PlanEstimate(weekdays, 0.0, "one request per trading day; the sim has no pacing")
-    years = {BarSize.D1: 1, BarSize.W1: 10, BarSize.MO1: 10}[bar_size]
-    count = end.year // years - start.year // years + 1
-    return PlanEstimate(count, 0.0, f"one request per {years} year(s); the sim has no pacing")
+        count = round(days * 5 / 7) or 1
+        note = "one request per trading day"
+    else:
+        years = {BarSize.D1: 1, BarSize.W1: 10, BarSize.MO1: 10}[bar_size]
+        count = end.year // years - start.year // years + 1
+        note = f"one request per {years} year(s)"
+    if latency_s:
+        note += f", {options.latency_ms} ms each (latency_ms); the sim has no pacing"
+    else:
+        note += "; the sim has no pacing"
+    return PlanEstimate(count, count * latency_s, note)
 
 
 def _yahoo(bar_size: BarSize, start: datetime, end: datetime) -> PlanEstimate:

@@ -37,6 +37,8 @@ class JobFilter:
     status: str | None = None
     source: str | None = None
     symbol: str | None = None
+    submitted_from: datetime | None = None  # inclusive
+    submitted_before: datetime | None = None  # exclusive
 
 
 def job_view(row: Mapping[Any, Any]) -> JobView:
@@ -95,6 +97,10 @@ async def list_jobs(
         conditions.append(jobs.c.source == filters.source)
     if filters.symbol:
         conditions.append(jobs.c.symbol == filters.symbol)
+    if filters.submitted_from is not None:
+        conditions.append(jobs.c.submitted_at >= filters.submitted_from)
+    if filters.submitted_before is not None:
+        conditions.append(jobs.c.submitted_at < filters.submitted_before)
     if cursor:
         submitted_at, job_id = _decode_cursor(cursor)
         conditions.append(tuple_(jobs.c.submitted_at, jobs.c.job_id) < (submitted_at, job_id))

@@ -91,6 +91,7 @@ job_events = Table(
     Column("producer", String(200), nullable=False),
     Column("data", JSON, nullable=False),
     Index(None, "job_id", "seq"),
+    Index(None, "type", "ts"),  # the console's throughput and "bars today"
 )
 
 bars = Table(

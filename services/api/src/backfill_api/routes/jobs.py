@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
 from backfill_api.dependencies import ConnectionDep, ServicesDep
-from backfill_contracts import BarRequest
+from backfill_contracts import BarRequest, as_utc
 from backfill_readmodel import queries
 from backfill_readmodel.views import ChunkView, JobEventView, JobPage, JobView
 
@@ -79,11 +79,21 @@ async def list_jobs(
     status_: str | None = Query(default=None, alias="status"),
     source: str | None = None,
     symbol: str | None = None,
+    submitted_from: datetime | None = Query(
+        default=None, description="submitted at or after (a date or naive time is UTC)"
+    ),
+    submitted_before: datetime | None = Query(default=None, description="submitted before"),
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = None,
 ) -> JobPage:
     """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
-    filters = queries.JobFilter(status=status_, source=source, symbol=symbol)
+    filters = queries.JobFilter(
+        status=status_,
+        source=source,
+        symbol=symbol,
+        submitted_from=None if submitted_from is None else as_utc(submitted_from),
+        submitted_before=None if submitted_before is None else as_utc(submitted_before),
+    )
     try:
         page = await queries.list_jobs(conn, filters, limit=limit, cursor=cursor)
     except queries.InvalidCursorError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
@@ -222,20 +223,13 @@ class JobsPage:
 async def _page(
     conn: AsyncConnection, job_filter: queries.JobFilter, day: date | None, cursor: str | None
 ) -> JobPage:
-    """A page of jobs, newest first; with a day, those submitted on that day (UTC).
-
-    The day is a window on the same keyset order: the list starts at the end of the day
-    and stops at its start, so it pages like the unfiltered list.
-    """
-    if day is None:
-        return await queries.list_jobs(conn, job_filter, limit=PAGE_SIZE, cursor=cursor)
-    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if cursor is None:
-        cursor = queries._encode_cursor(day_start + timedelta(days=1), "")
-    page = await queries.list_jobs(conn, job_filter, limit=PAGE_SIZE, cursor=cursor)
-    kept = [job for job in page.jobs if job.submitted_at >= day_start]
-    more = page.next_cursor if len(kept) == len(page.jobs) else None
-    return JobPage(jobs=kept, next_cursor=more)
+    """A page of jobs, newest first; with a day, those submitted on that day (UTC)."""
+    if day is not None:
+        day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        job_filter = dataclasses.replace(
+            job_filter, submitted_from=day_start, submitted_before=day_start + timedelta(days=1)
+        )
+    return await queries.list_jobs(conn, job_filter, limit=PAGE_SIZE, cursor=cursor)
 
 
 async def _with_notices(conn: AsyncConnection, page: JobPage, dead_after_s: float) -> None:
