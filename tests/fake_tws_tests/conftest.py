@@ -7,12 +7,13 @@ root conftest's pytest_plugins).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import ib_async
+import ib_insync
 import pytest
 
 from tests.support.fake_tws import FakeGateway
@@ -28,10 +29,15 @@ def next_client_id() -> int:
     return next(_client_ids)
 
 
-@pytest.fixture(params=["ib_async", "ib_insync"])
+# Both are imported here, at collection: eventkit (under both) asks asyncio for the current
+# event loop when first imported, which fails once an earlier test has cleared it.
+LIBRARIES = {"ib_async": ib_async, "ib_insync": ib_insync}
+
+
+@pytest.fixture(params=sorted(LIBRARIES))
 def ib_lib(request: pytest.FixtureRequest) -> Any:
-    """The client library under test, imported by name (ib_insync has no type hints)."""
-    return importlib.import_module(request.param)
+    """The client library under test (ib_insync has no type hints)."""
+    return LIBRARIES[request.param]
 
 
 @dataclass

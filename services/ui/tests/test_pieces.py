@@ -12,7 +12,7 @@ from backfill_readmodel.monitoring import MinuteThroughput
 from backfill_readmodel.views import BarView, ChunkView
 from backfill_ui import forms, streams, words
 from backfill_ui.components import charts
-from backfill_ui.components.worker_info import info_lines
+from backfill_ui.components.worker_info import YAHOO_TONES, info_lines
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 
@@ -87,7 +87,9 @@ def test_presets_and_generated_options() -> None:
     assert ibkr["use_rth"].kind == "bool"
     assert ibkr["expiry"].optional
     assert [spec.kind for spec in forms.option_fields("sim")] == ["int", "int"]
-    assert forms.option_fields("yahoo") == []
+    assert [(s.name, s.kind, s.default) for s in forms.option_fields("yahoo")] == [
+        ("adjusted", "bool", False)
+    ]
     sim = forms.option_fields("sim")
     assert forms.options_from(sim, {"latency_ms": 250.0, "fail_every": None}) == {"latency_ms": 250}
     assert forms.options_from(list(ibkr.values()), {"exchange": "  ", "currency": "EUR "}) == {
@@ -184,11 +186,17 @@ def test_heartbeat_info_shows_what_is_there() -> None:
         ("IB Gateway", "lost", "negative"),
         ("pacing x", "2 of None", ""),
     ]
-    odd = info_lines({"ibkr": "weird", "yahoo": "ok", "budget": {"tokens": 1.5}})
+    odd = info_lines({"ibkr": "weird", "yahoo": "ok", "queue": {"tokens": 1.5}})
     assert [(line.label, line.text) for line in odd] == [
         ("IB Gateway", "weird"),
         ("Yahoo", "ok"),
-        ("budget", '{"tokens": 1.5}'),
+        ("queue", '{"tokens": 1.5}'),
+    ]
+    budget = {"rate_per_s": 0.5, "configured_rate_per_s": 1.0, "burst": 2}
+    yahoo = info_lines({"yahoo": "ok", "budget": budget})
+    assert [(line.label, line.text, line.tone) for line in yahoo] == [
+        ("Yahoo", "ok", YAHOO_TONES["ok"]),
+        ("Yahoo budget", "0.5 of 1.0 requests/s (burst 2)", "warning"),
     ]
 
 

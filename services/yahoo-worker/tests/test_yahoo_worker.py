@@ -218,3 +218,40 @@ async def test_the_ca_bundle_setting_decides_whom_to_trust(
         assert job["error"]["outcome"] == "upstream_error"
         assert job["error"]["message"].startswith("could not reach Yahoo")
         assert fake_yahoo.chart_requests() == []  # TLS never completed
+
+
+async def test_adjusted_prices_on_request_stored_beside_the_raw_ones(
+    yahoo_stack: YahooStack,
+) -> None:
+    start, end = datetime(2020, 8, 1, tzinfo=UTC), datetime(2020, 10, 1, tzinfo=UTC)
+    async with yahoo_stack() as stack:
+        raw_job = await _submit(stack, "AAPL", "1d", start, end)
+        adjusted_job = await stack.submit(
+            source="yahoo", symbol="AAPL", bar_size="1d", start=start.isoformat(),
+            end=end.isoformat(), options={"adjusted": True},
+        )  # fmt: skip
+        assert (await stack.wait_job(raw_job))["status"] == "succeeded"
+        job = await stack.wait_job(adjusted_job)
+        assert job["status"] == "succeeded", job
+        assert job["price_type"] == "adjusted"
+        params = {"source": "yahoo", "symbol": "AAPL", "bar_size": "1d"}
+        raw = (await stack.api.get("/api/v1/bars", params=params)).json()["bars"]
+        adj = (
+            await stack.api.get("/api/v1/bars", params={**params, "price_type": "adjusted"})
+        ).json()["bars"]
+        assert [b["ts"] for b in adj] == [b["ts"] for b in raw]
+        async with stack.engine.connect() as conn:
+            closes = dict(
+                (await conn.execute(
+                    select(bars.c.ts, bars.c.adj_close).where(
+                        bars.c.source == "yahoo", bars.c.price_type == "trades"
+                    )
+                )).all()
+            )  # fmt: skip
+        for raw_bar, adj_bar in zip(raw, adj, strict=True):
+            ratio = closes[datetime.fromisoformat(raw_bar["ts"])] / raw_bar["close"]
+            assert adj_bar["close"] == pytest.approx(raw_bar["close"] * ratio)
+            assert adj_bar["open"] == pytest.approx(raw_bar["open"] * ratio)
+            assert adj_bar["volume"] == raw_bar["volume"]
+        # Yahoo's close is split-adjusted already; the dividends paid since make the rest.
+        assert all(a["close"] < r["close"] for a, r in zip(adj, raw, strict=True))

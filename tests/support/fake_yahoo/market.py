@@ -242,7 +242,18 @@ def make_bar(spec: SymbolSpec, interval: str, timestamp: int) -> Bar:
     high = round(max(open_, close) * (1 + (r[2] % 101) / 10_000), decimals)
     low = round(min(open_, close) * (1 - (r[3] % 101) / 10_000), decimals)
     volume = 0 if spec.instrument_type == "CURRENCY" else 1_000 + (r[4] * 65_536 + r[5]) % 5_000_000
-    return Bar(timestamp, open_, high, low, close, close, volume)
+    return Bar(timestamp, open_, high, low, close, adjusted_close(spec, timestamp, close), volume)
+
+
+# Yahoo's close is split-adjusted already; its adjusted close also takes out every dividend
+# paid since. The fake takes 0.5 % off per dividend paid after the bar (up to today).
+DIVIDEND_ADJUSTMENT = 0.995
+
+
+def adjusted_close(spec: SymbolSpec, timestamp: int, close: float) -> float:
+    day, today = spec.local_date(timestamp), datetime.now(spec.zone).date()
+    later = sum(1 for paid in spec.dividends if day < paid <= today)
+    return round(close * DIVIDEND_ADJUSTMENT**later, 6)
 
 
 def limit_error(interval: str, period1: int, period2: int, now: int) -> str | None:

@@ -47,8 +47,9 @@ return pause
 _SUCCEEDED = """
 redis.call('HSET', KEYS[1], 'streak', 0)
 local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or ARGV[1])
-redis.call('HSET', KEYS[1], 'rate', math.min(tonumber(ARGV[1]), rate * 1.1))
-return 0
+rate = math.min(tonumber(ARGV[1]), rate * 1.1)
+redis.call('HSET', KEYS[1], 'rate', rate)
+return tostring(rate)
 """
 
 
@@ -77,6 +78,7 @@ class RequestBudget:
         self.min_rate = min_rate_per_s
         self.max_pause_ms = int(max_pause_s * 1000)
         self.paused_until: float | None = None  # for the heartbeat: epoch seconds
+        self.current_rate = rate_per_s  # the pool's rate as last seen, for the heartbeat
 
     async def take(self) -> None:
         """Wait for a token (at most a few seconds); raise PausedError while the pool is paused.
@@ -104,10 +106,12 @@ class RequestBudget:
             _RATE_LIMITED, 1, self.key, _now_ms(), self.rate, self.min_rate, self.max_pause_ms
         )
         self.paused_until = time.time() + int(pause_ms) / 1000
+        self.current_rate = max(self.min_rate, self.current_rate / 2)
         return int(pause_ms) / 1000
 
     async def succeeded(self) -> None:
-        await self.redis.eval(_SUCCEEDED, 1, self.key, self.rate)
+        rate: Any = await self.redis.eval(_SUCCEEDED, 1, self.key, self.rate)
+        self.current_rate = float(rate)
 
     async def state(self) -> dict[str, float]:
         raw: Any = await self.redis.hgetall(self.key)

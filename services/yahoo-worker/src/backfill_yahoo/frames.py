@@ -55,3 +55,26 @@ def from_history(frame: Any, start: datetime, end: datetime) -> Collected:
         adj = row.get("Adj Close")
         columns["adj_close"].append(float(adj) if _finite(adj) else None)
     return Collected(BarBatch(**columns), actions, tz)
+
+
+def adjusted(bars: BarBatch) -> BarBatch:
+    """Open, high, low and close scaled by adj_close / close, as yfinance's auto_adjust does.
+
+    The volume stays as traded; a bar without an adjusted close is kept as it is.
+    """
+    ratios = [
+        adj / close if adj is not None and close else 1.0
+        for adj, close in zip(bars.adj_close or [None] * len(bars), bars.close, strict=True)
+    ]
+
+    def scaled(values: list[float]) -> list[float]:
+        return [value * ratio for value, ratio in zip(values, ratios, strict=True)]
+
+    return bars.model_copy(
+        update={
+            "open": scaled(bars.open),
+            "high": scaled(bars.high),
+            "low": scaled(bars.low),
+            "close": scaled(bars.close),
+        }
+    )

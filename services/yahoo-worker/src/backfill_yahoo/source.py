@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from backfill_contracts import BarBatch, CollectBars, Outcome
+from backfill_contracts import BarBatch, CollectBars, Outcome, YahooOptions
 from backfill_worker import Fetched, FetchRequest, Plan, SourceError
 from backfill_yahoo.budget import PausedError, RequestBudget
 from backfill_yahoo.client import YahooClient
-from backfill_yahoo.frames import from_history
+from backfill_yahoo.frames import adjusted, from_history
 from backfill_yahoo.outcomes import classify
 from backfill_yahoo.planning import YAHOO_INTERVAL, plan_chunks
 
 PRICE_TYPE = "trades"
+ADJUSTED_PRICE_TYPE = "adjusted"
 
 
 class YahooSource:
@@ -34,8 +36,9 @@ class YahooSource:
         return "yahoo"
 
     async def plan(self, job: CollectBars) -> Plan:
+        price_type = ADJUSTED_PRICE_TYPE if _options(job).adjusted else PRICE_TYPE
         chunks = plan_chunks(job.bar_size, job.start, job.end, self.now())
-        return Plan(price_type=PRICE_TYPE, chunks=chunks)
+        return Plan(price_type=price_type, chunks=chunks)
 
     async def fetch(self, request: FetchRequest) -> Fetched:
         job, chunk = request.job, request.chunk
@@ -65,11 +68,25 @@ class YahooSource:
             raise SourceError(outcome, message) from error
         await self.budget.succeeded()
         collected = from_history(frame, chunk.start, chunk.end)
-        return Fetched(collected.bars, collected.actions, collected.exchange_tz)
+        bars = adjusted(collected.bars) if _options(job).adjusted else collected.bars
+        return Fetched(bars, collected.actions, collected.exchange_tz)
 
     def status(self) -> dict[str, Any]:
-        """For the heartbeat: whether the pool is paused by Yahoo, and until when."""
+        """For the heartbeat: the pool's request budget, and whether Yahoo paused it (429)."""
+        budget = {
+            "rate_per_s": round(self.budget.current_rate, 4),
+            "configured_rate_per_s": self.budget.rate,
+            "burst": self.budget.burst,
+        }
         paused = self.budget.paused_until
-        if paused is None:
-            return {"yahoo": "ok"}
-        return {"yahoo": "paused", "paused_until": datetime.fromtimestamp(paused, UTC).isoformat()}
+        if paused is None or paused <= time.time():
+            return {"yahoo": "ok", "budget": budget}
+        until = datetime.fromtimestamp(paused, UTC).isoformat()
+        return {"yahoo": "paused", "paused_until": until, "budget": budget}
+
+
+def _options(job: CollectBars) -> YahooOptions:
+    try:
+        return YahooOptions.model_validate(job.options)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise SourceError(Outcome.INVALID_REQUEST, f"invalid yahoo options: {error}") from error

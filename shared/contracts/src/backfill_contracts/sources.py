@@ -29,7 +29,13 @@ class SimOptions(SourceOptions):
 
 
 class YahooOptions(SourceOptions):
-    """Yahoo Finance: bars are stored raw with the adjusted close beside them; no options yet."""
+    """Yahoo Finance: bars are stored raw, with the adjusted close beside them."""
+
+    adjusted: bool = Field(
+        default=False,
+        description="Store split- and dividend-adjusted open, high, low and close "
+        "(price type `adjusted`) instead of the raw prices (price type `trades`).",
+    )
 
 
 class SecType(StrEnum):

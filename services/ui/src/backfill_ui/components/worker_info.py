@@ -76,9 +76,15 @@ def info_lines(info: dict[str, Any]) -> list[InfoLine]:
         until = info.get("paused_until")
         text = f"{state} until {until}" if state == "paused" and until else state
         lines.append(InfoLine("Yahoo", text, YAHOO_TONES.get(state, "grey-7")))
+        budget = info.get("budget")
+        if isinstance(budget, dict):
+            rate, configured = budget.get("rate_per_s"), budget.get("configured_rate_per_s")
+            tone = "warning" if rate != configured else ""
+            text = f"{rate} of {configured} requests/s (burst {budget.get('burst')})"
+            lines.append(InfoLine("Yahoo budget", text, tone))
     lines += pacing_lines(info.get("pacing"))
     for key, value in sorted(info.items()):
-        if key in ("ibkr", "yahoo", "paused_until", "pacing"):
+        if key in ("ibkr", "yahoo", "paused_until", "pacing", "budget"):
             continue
         shown = value if isinstance(value, str) else json.dumps(value, default=str)
         lines.append(InfoLine(key.replace("_", " "), shown))
