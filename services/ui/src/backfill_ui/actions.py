@@ -72,21 +72,12 @@ async def retry(services: Services, job_id: str) -> Outcome:
     """Like POST /jobs/{id}/retry: a failed or cancelled job runs again after its checkpoints."""
     async with services.connect() as conn:
         job = await queries.get_job(conn, job_id)
-        submitted = await queries.submitted_request(conn, job_id) or {}
-    if job is None:
-        return Outcome(False, f"no job {job_id}")
+        if job is None:
+            return Outcome(False, f"no job {job_id}")
+        request = await queries.retry_request(conn, job)
     if job.status not in ("failed", "cancelled"):
         message = f"{job.symbol} is {job.status}: only a failed or cancelled job can be retried"
         return Outcome(False, message)
-    request = BarRequest(
-        source=job.source,
-        symbol=job.symbol,
-        bar_size=job.bar_size,
-        start=job.start,
-        end=job.end,
-        options=job.options,
-        time_limit_s=submitted.get("time_limit_s"),
-    )
     try:
         command = await services.commands.retry(request, job_id, job.attempt + 1)
     except RedisError:

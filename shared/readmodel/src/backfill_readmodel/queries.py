@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backfill_contracts import BarRequest
 from backfill_readmodel.tables import bars, job_chunks, job_events, jobs, workers
 from backfill_readmodel.views import (
     BarView,
@@ -203,6 +204,20 @@ async def submitted_request(conn: AsyncConnection, job_id: str) -> dict[str, Any
     )
     data = (await conn.execute(query)).scalar_one_or_none()
     return None if data is None else dict(data)
+
+
+async def retry_request(conn: AsyncConnection, job: JobView) -> BarRequest:
+    """The request a retry of `job` runs again: its parameters, with its own time limit."""
+    submitted = await submitted_request(conn, job.job_id) or {}
+    return BarRequest(
+        source=job.source,
+        symbol=job.symbol,
+        bar_size=job.bar_size,
+        start=job.start,
+        end=job.end,
+        options=job.options,
+        time_limit_s=submitted.get("time_limit_s"),
+    )
 
 
 async def list_workers(

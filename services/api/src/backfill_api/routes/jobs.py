@@ -162,16 +162,7 @@ async def retry_job(job_id: str, conn: ConnectionDep, services: ServicesDep) -> 
             status.HTTP_409_CONFLICT,
             f"job {job_id} is {job.status}: only a failed or cancelled job can be retried",
         )
-    submitted = await queries.submitted_request(conn, job_id) or {}
-    request = BarRequest(
-        source=job.source,
-        symbol=job.symbol,
-        bar_size=job.bar_size,
-        start=job.start,
-        end=job.end,
-        options=job.options,
-        time_limit_s=submitted.get("time_limit_s"),
-    )
+    request = await queries.retry_request(conn, job)
     command = await services.commands.retry(request, job_id, job.attempt + 1)
     if command is None:
         raise HTTPException(
