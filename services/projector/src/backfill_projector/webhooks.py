@@ -42,6 +42,7 @@ from backfill_contracts import (
     parse_event,
 )
 from backfill_readmodel import queries
+from backfill_readmodel.views import JobView
 
 log = logging.getLogger(__name__)
 GROUP = "webhooks"
@@ -49,6 +50,8 @@ Finished = JobSucceeded | JobFailed | JobCancelled
 _STATUS = {"job.succeeded": "succeeded", "job.failed": "failed", "job.cancelled": "cancelled"}
 # An entry another notifier took and has held this long belongs to a dead process.
 _ABANDONED_MS = 60_000
+# How long a delivery waits for the projection to show the job's end, for the payload.
+_PROJECTION_WAIT_S = 5.0
 
 
 class WebhookNotifier:
@@ -195,13 +198,24 @@ class WebhookNotifier:
             message=message,
         )
 
+    async def _projected(self, event: Finished) -> JobView | None:
+        """The job as projected once the projector has folded its end (a few ms behind the
+        log); after `_PROJECTION_WAIT_S`, whatever the projection has, if anything."""
+        deadline = time.monotonic() + _PROJECTION_WAIT_S
+        while True:
+            async with self.engine.connect() as conn:
+                view = await queries.get_job(conn, event.job_id)
+            folded = view is not None and view.status == _STATUS[event.type]
+            if folded or time.monotonic() >= deadline:
+                return view
+            await asyncio.sleep(0.05)
+
     async def _payload(self, event_id: str, event: Finished) -> dict[str, Any]:
         job = None
-        async with self.engine.connect() as conn:
-            view = await queries.get_job(conn, event.job_id)
+        view = await self._projected(event)
         if view is not None:
             job = view.model_dump(mode="json")
-            job["status"] = _STATUS[event.type]  # the projection may not have folded it yet
+            job["status"] = _STATUS[event.type]  # in case the projection was still behind
         return {
             "type": "job.finished",
             "event_id": event_id,
