@@ -71,9 +71,12 @@ class IbkrStack:
             redis_url=self.stack.redis_url,
             redis_namespace=self.stack.names.namespace,
             worker_id=worker_id,
-            ibkr_port=self.gateway.port,
             ibkr_library=self.library,
-            **(defaults | {k: v for k, v in settings.items() if k.startswith("ibkr_")}),
+            **(
+                defaults
+                | {"ibkr_port": self.gateway.port}
+                | {k: v for k, v in settings.items() if k.startswith("ibkr_")}
+            ),
         )
         redis = self.stack.redis
         others = {k: v for k, v in settings.items() if not k.startswith("ibkr_")}

@@ -13,6 +13,7 @@ import pytest
 from backfill_bus import write_gateway_endpoint
 from tests.ibkr.conftest import IbkrStack
 from tests.support.fake_tws import NO_DATA, NO_PERMISSION, PACING, TOO_LONG, FakeGateway
+from tests.support.servers import free_port
 from tests.support.stack import wait_until
 
 DAY = {"start": "2024-03-04", "end": "2024-03-05"}
@@ -273,3 +274,17 @@ async def test_a_wait_for_pacing_shows_on_the_job_with_the_next_slot(ibkr: IbkrS
     assert done["note"] is None
     historical = sorted(r.time for r in ibkr.gateway.requests if r.kind == "historical")
     assert historical[1] - historical[0] >= 2.0
+
+
+async def test_a_new_endpoint_ends_a_long_reconnect_wait(ibkr: IbkrStack) -> None:
+    """A worker backing off from a dead address moves to the console's endpoint at once."""
+    await ibkr.start_worker(ibkr_port=free_port(), ibkr_reconnect_min_s=30, ibkr_reconnect_max_s=60)
+    job_id = await ibkr.submit(**DAY)
+    await wait_note(ibkr, job_id, "waiting for the IB Gateway")
+    await write_gateway_endpoint(
+        ibkr.stack.redis, ibkr.stack.names, "127.0.0.1", ibkr.gateway.port, "test"
+    )
+    moved = time.monotonic()
+    job = await ibkr.stack.wait_job(job_id, timeout=20)
+    assert job["status"] == "succeeded"
+    assert time.monotonic() - moved < 10  # not the 30 s backoff

@@ -117,8 +117,19 @@ class Connection:
             delay = _backoff(
                 failures, self.settings.ibkr_reconnect_min_s, self.settings.ibkr_reconnect_max_s
             )
+            if await self._endpoint_changed_within(delay):
+                failures = 0  # a new gateway: try it now, from the shortest delay
+
+    async def _endpoint_changed_within(self, delay: float) -> bool:
+        """Wait out a reconnect delay, but not past a stop or a new endpoint from the console."""
+        deadline = time.monotonic() + delay
+        while (remaining := deadline - time.monotonic()) > 0 and not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                wait = min(remaining, self.settings.ibkr_endpoint_poll_s)
+                await asyncio.wait_for(self._stop.wait(), timeout=wait)
+            if await self._endpoint() != (self.host, self.port):
+                return True
+        return False
 
     async def _connect_once(self) -> None:
         self.host, self.port = await self._endpoint()
