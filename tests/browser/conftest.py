@@ -19,12 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, Playwright, async_playwright
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backfill_readmodel import monitoring
 from tests.support.databases import migrated_engine
 from tests.support.servers import free_port
-from tests.support.stack import Stack, running_stack, wait_until
+from tests.support.stack import Stack, running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -156,15 +154,3 @@ async def log_in(page: Page, console: Console, path: str = "/") -> None:
 async def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-async def wait_folded(engine: AsyncEngine, job_id: str, seq: int, within: float = 20) -> None:
-    """Until the projector has folded the job's event `seq` (its position cannot be compared
-    to one entry id: the running workers' heartbeats keep moving it past)."""
-
-    async def folded() -> bool:
-        async with engine.connect() as conn:
-            found = await monitoring.jobs_by_id(conn, [job_id])
-        return job_id in found and found[job_id].last_seq >= seq
-
-    await wait_until(folded, within, f"job {job_id} folded up to seq {seq}")

@@ -28,7 +28,8 @@ from backfill_contracts import (
     JobStarted,
     JobSubmitted,
 )
-from tests.browser.conftest import Console, launch, log_in, wait_folded
+from tests.browser.conftest import Console, launch, log_in
+from tests.support.events import wait_folded
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.browser

@@ -27,6 +27,7 @@ from backfill_contracts import (
     Outcome,
     WorkerHeartbeat,
 )
+from backfill_readmodel import monitoring
 from backfill_readmodel.tables import projector_positions
 from tests.support.stack import wait_until
 
@@ -176,6 +177,18 @@ async def wait_projected(
         return at is not None and _entry(at) >= _entry(last_id)
 
     await wait_until(caught_up, timeout, f"projector position at {last_id}")
+
+
+async def wait_folded(engine: AsyncEngine, job_id: str, seq: int, within: float = 20) -> None:
+    """Until the projector has folded the job's event `seq` (its position cannot be compared
+    to one entry id: the running workers' heartbeats keep moving it past)."""
+
+    async def folded() -> bool:
+        async with engine.connect() as conn:
+            found = await monitoring.jobs_by_id(conn, [job_id])
+        return job_id in found and found[job_id].last_seq >= seq
+
+    await wait_until(folded, within, f"job {job_id} folded up to seq {seq}")
 
 
 async def count(engine: AsyncEngine, table: Any) -> int:

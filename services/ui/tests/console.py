@@ -12,11 +12,8 @@ from nicegui import core, ui
 from nicegui.elements.mixins.disableable_element import DisableableElement
 from nicegui.elements.mixins.value_element import ValueElement
 from nicegui.testing import User
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backfill_contracts import WorkerHeartbeat
-from backfill_readmodel import monitoring
-from tests.support.stack import wait_until
 
 PASSWORD = "correct horse battery staple"
 
@@ -118,15 +115,3 @@ def beat(worker_id: str, source: str, info: dict[str, object]) -> WorkerHeartbea
         info=info,
         producer=worker_id,
     )
-
-
-async def wait_folded(engine: AsyncEngine, job_id: str, seq: int, within: float = 20) -> None:
-    """Until the projector has folded the job's event `seq` (its position cannot be compared
-    to one entry id: the running workers' heartbeats keep moving it past)."""
-
-    async def folded() -> bool:
-        async with engine.connect() as conn:
-            found = await monitoring.jobs_by_id(conn, [job_id])
-        return job_id in found and found[job_id].last_seq >= seq
-
-    await wait_until(folded, within, f"job {job_id} folded up to seq {seq}")

@@ -13,8 +13,8 @@ from nicegui.testing import User
 
 from backfill_contracts import JobWaiting, Outcome
 from backfill_ui.downloads import csv_path, parquet_path
-from services.ui.tests.console import eventually, log_in, new_user, texts, wait_folded
-from tests.support.events import append, job_life
+from services.ui.tests.console import eventually, log_in, new_user, texts
+from tests.support.events import append, job_life, wait_folded
 from tests.support.stack import Stack
 
 # Five weekdays of minute bars; every third chunk fails once and is retried.

@@ -14,9 +14,8 @@ from services.ui.tests.console import (
     log_in,
     set_values,
     texts,
-    wait_folded,
 )
-from tests.support.events import all_events, append, job_life
+from tests.support.events import all_events, append, job_life, wait_folded
 from tests.support.stack import Stack
 
 DAILY = {"source": "sim", "bar_size": "1d", "start": "2024-01-01", "end": "2024-03-01"}

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from backfill_readmodel import monitoring
-from services.ui.tests.console import wait_folded
-from tests.support.events import all_events, append, job_life
+from tests.support.events import all_events, append, job_life, wait_folded
 from tests.support.stack import Stack
 
 

@@ -37,7 +37,9 @@ def bar_time(value: Any, zone: ZoneInfo) -> int:
 
 def to_batch(bars: Iterable[Any], start: datetime, end: datetime, zone: ZoneInfo) -> BarBatch:
     lo, hi = start.timestamp(), end.timestamp()
-    rows = sorted((bar_time(b.date, zone), b) for b in bars if lo <= bar_time(b.date, zone) < hi)
+    stamped = ((bar_time(b.date, zone), b) for b in bars)
+    # Sorted by time alone: two bars of one time (deduplicated below) must not be compared.
+    rows = sorted(((ts, b) for ts, b in stamped if lo <= ts < hi), key=lambda row: row[0])
     seen: set[int] = set()
     columns: dict[str, list[Any]] = {
         k: [] for k in ("ts", "open", "high", "low", "close", "volume")

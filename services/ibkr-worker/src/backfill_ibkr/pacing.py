@@ -91,7 +91,8 @@ class Slot:
 
 
 # KEYS: one sorted set per applicable rule. ARGV: now_ms, id, then per rule: window_ms, limit,
-# weight. Returns {slot_ms, index of the rule whose window made it wait (0: none)}.
+# weight. Returns {slot_ms, index of the rule whose window made it wait (0: none), then each
+# rule's count in its window ending now}.
 _RESERVE = """
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
@@ -125,7 +126,11 @@ for i, key in ipairs(KEYS) do
   for w = 1, weight do redis.call('ZADD', key, at, id .. ':' .. w) end
   redis.call('PEXPIRE', key, math.ceil(at - now + 2 * window))
 end
-return {at, binding}
+local reply = {at, binding}
+for i, key in ipairs(KEYS) do  -- each rule's use of its window now, for the heartbeat
+  reply[#reply + 1] = redis.call('ZCOUNT', key, now - tonumber(ARGV[2 + (i - 1) * 3 + 1]), '+inf')
+end
+return reply
 """
 
 # KEYS: the open-requests sorted set. ARGV: now_ms, id, expiry_ms, limit. 1 if taken, else 0.
@@ -179,13 +184,13 @@ class PacingGovernor:
             weight = min(rule.bid_ask_weight if request.bid_ask else 1, rule.limit)
             weights.append(weight)
             args += [self.window_ms(rule), rule.limit, weight]
-        at_ms, binding = await self.redis.eval(_RESERVE, len(keys), *keys, *args)
+        at_ms, binding, *used = await self.redis.eval(_RESERVE, len(keys), *keys, *args)
         members = tuple(
             (key, f"{args[1]}:{w}")
             for key, weight in zip(keys, weights, strict=True)
             for w in range(1, weight + 1)
         )
-        await self._note_usage(rules, keys)
+        self._note_usage(rules, used)
         binding_rule = rules[int(binding) - 1].name if int(binding) else None
         return Slot(int(at_ms) / 1000, binding_rule, members)
 
@@ -206,12 +211,10 @@ class PacingGovernor:
     async def close_request(self, request_id: str) -> None:
         await self.redis.zrem(f"{self.prefix}:open", request_id)
 
-    async def _note_usage(self, rules: list[PacingRule], keys: list[str]) -> None:
-        now = _now_ms()
-        for rule, key in zip(rules, keys, strict=True):
+    def _note_usage(self, rules: list[PacingRule], counts: list[Any]) -> None:
+        for rule, used in zip(rules, counts, strict=True):
             if rule.scope != "login":
                 continue
-            used: Any = await self.redis.zcount(key, now - self.window_ms(rule), "+inf")
             self.usage[rule.name] = {
                 "used": int(used),
                 "limit": rule.limit,

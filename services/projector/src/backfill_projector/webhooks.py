@@ -20,8 +20,6 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backfill_bus import (
@@ -30,6 +28,7 @@ from backfill_bus import (
     Names,
     WebhookSubscription,
     body_of,
+    ensure_group,
     read_webhooks,
     sign,
 )
@@ -41,6 +40,7 @@ from backfill_contracts import (
     JobWebhook,
     parse_event,
 )
+from backfill_projector.faults import Backoff, OutageLog, outage_of, pause
 from backfill_readmodel import queries
 from backfill_readmodel.views import JobView
 
@@ -82,22 +82,37 @@ class WebhookNotifier:
         self._next_takeover = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set, riding out Redis outages as the projector does."""
+        backoff = Backoff()
+        outages = OutageLog(log, "webhooks")
+        group_ready = False
         async with httpx.AsyncClient(timeout=self.timeout_s) as client:
             self.client = client
             cursor = "0"  # first our own pending entries (a restart), then new ones
             while not stop.is_set():
                 try:
+                    if not group_ready:
+                        # From now on: a first deployment does not post every job that ended.
+                        await ensure_group(self.redis, self.names.events, GROUP, start="$")
+                        group_ready = True
                     cursor = await self._step(cursor)
-                except (RedisConnectionError, OSError, ResponseError) as error:
-                    log.warning("webhooks: Redis unavailable (%s); retrying in 1 s", error)
-                    await _sleep_unless(stop, 1.0)
+                except Exception as error:
+                    outage = outage_of(error)
+                    if outage is None:
+                        raise
+                    delay = backoff.take()
+                    outages.failed(outage, error, delay)
+                    group_ready = False  # a restarted Redis may have come back without it
+                    await pause(stop, delay)
+                else:
+                    outages.recovered()
+                    backoff.reset()
             for task in list(self._deliveries):
                 task.cancel()  # left pending: the next start delivers them
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*self._deliveries, return_exceptions=True)
 
     async def _step(self, cursor: str) -> str:
-        await self._ensure_group()
         if cursor == "0" or time.monotonic() >= self._next_takeover:
             self._next_takeover = time.monotonic() + _ABANDONED_MS / 1000
             await self._take_over_abandoned()
@@ -113,15 +128,7 @@ class WebhookNotifier:
             return ">"  # nothing of ours was pending
         for entry_id, fields in entries:
             await self._handle(entry_id, fields)
-        return cursor if cursor == ">" else (entries[-1][0].decode() if entries else ">")
-
-    async def _ensure_group(self) -> None:
-        try:
-            # From now on: a first deployment does not post every job that ever ended.
-            await self.redis.xgroup_create(self.names.events, GROUP, id="$", mkstream=True)
-        except ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+        return ">" if cursor == ">" else entries[-1][0].decode()
 
     async def _take_over_abandoned(self) -> None:
         """Entries a dead notifier held: claimed here, then delivered as our own pending."""
@@ -239,8 +246,3 @@ def _finished_event(fields: dict[bytes, bytes]) -> Finished | None:
     if isinstance(event, JobSucceeded | JobFailed | JobCancelled):
         return event
     return None
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -13,14 +13,13 @@ from backfill_contracts import (
     Outcome,
     SimOptions,
 )
+from backfill_contracts.limits import SIM_YEARS_PER_CHUNK
 from backfill_sim import calendar
 from backfill_sim.prices import sim_bars
 from backfill_worker.source import FetchRequest, Plan, SourceError
 
 INVALID_SYMBOL = "INVALID"  # the one symbol the sim refuses, to exercise the failure path
 PRICE_TYPE = "trades"
-# Years per chunk for the coarse bar sizes: about what one request to a real source returns.
-_YEARS_PER_CHUNK = {BarSize.D1: 1, BarSize.W1: 10, BarSize.MO1: 10}
 
 
 def _options(job: CollectBars) -> SimOptions:
@@ -53,7 +52,7 @@ def _coarse_windows(
     Aligned to the calendar rather than to the job's start, so the same bars always fall in the
     same block whatever range a job asks for.
     """
-    years = _YEARS_PER_CHUNK[bar_size]
+    years = SIM_YEARS_PER_CHUNK[bar_size]
     first = start.astimezone(UTC).year // years * years
     windows = []
     for year in range(first, end.astimezone(UTC).year + 1, years):

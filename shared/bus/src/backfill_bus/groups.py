@@ -12,9 +12,10 @@ from redis.exceptions import ResponseError
 from backfill_bus.names import EVENTS_GROUP, Names
 
 
-async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+async def ensure_group(redis: Redis, stream: str, group: str, start: str = "0") -> None:
+    """Create `group` reading from `start` ("0": everything; "$": from now on) if absent."""
     try:
-        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+        await redis.xgroup_create(stream, group, id=start, mkstream=True)
     except ResponseError as error:
         if "BUSYGROUP" not in str(error):
             raise

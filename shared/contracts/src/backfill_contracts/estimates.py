@@ -17,6 +17,7 @@ from backfill_contracts.bars import BarSize
 from backfill_contracts.limits import (
     IBKR_MAX_SPAN,
     IBKR_PACING_BAR_SECONDS,
+    SIM_YEARS_PER_CHUNK,
     YAHOO_LIMITS,
     YAHOO_REQUESTS_PER_S,
 )
@@ -59,7 +60,7 @@ def _sim(bar_size: BarSize, start: datetime, end: datetime, options: SimOptions)
         count = round(days * 5 / 7) or 1
         note = "one request per trading day"
     else:
-        years = {BarSize.D1: 1, BarSize.W1: 10, BarSize.MO1: 10}[bar_size]
+        years = SIM_YEARS_PER_CHUNK[bar_size]
         count = end.year // years - start.year // years + 1
         note = f"one request per {years} year(s)"
     if latency_s:

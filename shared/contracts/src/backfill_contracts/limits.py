@@ -59,3 +59,6 @@ YAHOO_LIMITS: dict[BarSize, YahooLimit] = {
     BarSize.MO1: YahooLimit(lookback=None, span=None),
 }
 YAHOO_REQUESTS_PER_S = 1.0  # the yahoo-worker's default budget (BACKFILL_YAHOO_REQUESTS_PER_S)
+
+# The sim's coarse chunks: years per request, about what one request to a real source returns.
+SIM_YEARS_PER_CHUNK: dict[BarSize, int] = {BarSize.D1: 1, BarSize.W1: 10, BarSize.MO1: 10}

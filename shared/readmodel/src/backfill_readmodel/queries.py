@@ -250,3 +250,17 @@ async def waiting_notice(
         return f"no {job.source} worker has been online yet; the job waits for one"
     last = max(worker.last_heartbeat for worker in found)
     return f"no {job.source} worker online since {last.isoformat()}; the job waits for one"
+
+
+async def add_waiting_notices(
+    conn: AsyncConnection, page: JobPage, now: datetime, dead_after_s: float
+) -> JobPage:
+    """Queued jobs whose source has no live worker say so, instead of waiting silently
+    (one look at the workers per source on the page)."""
+    notices: dict[str, str | None] = {}
+    for job in page.jobs:
+        if job.status == "queued":
+            if job.source not in notices:
+                notices[job.source] = await waiting_notice(conn, job, now, dead_after_s)
+            job.notice = notices[job.source]
+    return page

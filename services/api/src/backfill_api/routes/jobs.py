@@ -53,16 +53,9 @@ class RetryAccepted(BaseModel):
 
 
 async def _with_notices(conn: ConnectionDep, services: ServicesDep, page: JobPage) -> JobPage:
-    """Queued jobs whose source has no live worker say so, instead of waiting silently."""
-    now = datetime.now(UTC)
-    timeout = services.settings.worker_timeout_s
-    notices: dict[str, str | None] = {}
-    for job in page.jobs:
-        if job.status == "queued":
-            if job.source not in notices:
-                notices[job.source] = await queries.waiting_notice(conn, job, now, timeout)
-            job.notice = notices[job.source]
-    return page
+    return await queries.add_waiting_notices(
+        conn, page, datetime.now(UTC), services.settings.worker_timeout_s
+    )
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)

@@ -159,7 +159,9 @@ class JobsPage:
         job_filter, day = self.filters()
         async with self.console.services.connect() as conn:
             page = await _page(conn, job_filter, day, self.cursors[-1])
-            await _with_notices(conn, page, self.console.services.settings.worker_timeout_s)
+            await queries.add_waiting_notices(
+                conn, page, datetime.now(UTC), self.console.services.settings.worker_timeout_s
+            )
         self.next_cursor = page.next_cursor
         self.cards = {}
         self.list_box.clear()
@@ -199,7 +201,9 @@ class JobsPage:
             async with self.console.services.connect() as conn:
                 ready = await self.watch.read(conn)
                 page = JobPage(jobs=list(ready.values()), next_cursor=None)
-                await _with_notices(conn, page, self.console.services.settings.worker_timeout_s)
+                await queries.add_waiting_notices(
+                    conn, page, datetime.now(UTC), self.console.services.settings.worker_timeout_s
+                )
             now = datetime.now(UTC)
             for job_id, job in ready.items():
                 if job_id in self.cards:
@@ -230,17 +234,6 @@ async def _page(
             job_filter, submitted_from=day_start, submitted_before=day_start + timedelta(days=1)
         )
     return await queries.list_jobs(conn, job_filter, limit=PAGE_SIZE, cursor=cursor)
-
-
-async def _with_notices(conn: AsyncConnection, page: JobPage, dead_after_s: float) -> None:
-    """Queued jobs whose source has no live worker say so (as the API's job list does)."""
-    now = datetime.now(UTC)
-    notices: dict[str, str | None] = {}
-    for job in page.jobs:
-        if job.status == "queued":
-            if job.source not in notices:
-                notices[job.source] = await queries.waiting_notice(conn, job, now, dead_after_s)
-            job.notice = notices[job.source]
 
 
 def _stat(title: str, value: str, marker: str) -> None:
