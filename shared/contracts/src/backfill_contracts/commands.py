@@ -87,6 +87,9 @@ class CollectBars(Message, BarRequest):
     type: Literal["collect_bars"] = "collect_bars"
     job_id: str = Field(min_length=1, max_length=64)
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # Ties the job's log lines to the caller's request (the API's X-Correlation-ID header, or a
+    # publisher's own id); the job id stands in when it is absent.
+    correlation_id: str | None = Field(default=None, max_length=200)
     # 2 and up when the job is run again after it failed or was cancelled (POST .../retry).
     attempt: int = Field(default=1, ge=1)
 

@@ -47,6 +47,7 @@ class JobSubmitted(JobEvent):
     options: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = None
     time_limit_s: float | None = None
+    correlation_id: str | None = None
 
 
 class JobStarted(JobEvent):
