@@ -39,7 +39,7 @@ from tests.support.events import (
 )
 from tests.support.servers import free_port
 from tests.support.snapshot import snapshot
-from tests.support.stack import running_stack, wait_until
+from tests.support.stack import ADMIN_TOKEN, TEST_TOKENS, running_stack, wait_until
 
 NOW = datetime(2024, 6, 30, 12, 0, tzinfo=UTC)
 CUTOFF = NOW - timedelta(days=7)
@@ -252,6 +252,7 @@ async def api_server(redis_url: str, database_url: str, namespace: str) -> Async
         "BACKFILL_DATABASE_URL": database_url,
         "BACKFILL_API_PORT": str(port),
         "BACKFILL_JOB_RETENTION_DAYS": "12",
+        "BACKFILL_API_TOKENS": TEST_TOKENS,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -279,9 +280,14 @@ async def api_server(redis_url: str, database_url: str, namespace: str) -> Async
 
 
 async def test_the_cleanup_command(
-    api_server: str, redis: Redis, namespace: str, capsys: pytest.CaptureFixture[str]
+    api_server: str,
+    redis: Redis,
+    namespace: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     names = Names(namespace)
+    monkeypatch.setenv("BACKFILL_API_TOKEN", ADMIN_TOKEN)  # cleanup needs the admin scope
     code = await asyncio.to_thread(cli_main, ["cleanup", "--days", "2", "--api-url", api_server])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -42,6 +42,7 @@ from tests.support.servers import RedisServer
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 BARS_PER_DAY = 390  # sim 1m bars per weekday: 09:30-16:00 New York
 NAMESPACE = "chaos:"  # every key and stream prefixed, as a shared deployment would run
+API_TOKEN = "chaos-admin-token-0123456789"  # the API's BACKFILL_API_TOKENS, as admin
 
 
 def weekdays_end(start: date, weekdays: int) -> date:
@@ -203,7 +204,9 @@ class Cluster:
         self.redis: Redis = Redis.from_url(self.redis_server.url)
         self.engine: AsyncEngine = create_engine(database_url)
         self.http = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{self.api_port}", timeout=httpx.Timeout(15)
+            base_url=f"http://127.0.0.1:{self.api_port}",
+            timeout=httpx.Timeout(15),
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
         )
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -220,6 +223,7 @@ class Cluster:
                 "BACKFILL_STATE_DIR": str(self.workdir / "state"),
                 "BACKFILL_API_HOST": "127.0.0.1",
                 "BACKFILL_API_PORT": str(self.api_port),
+                "BACKFILL_API_TOKENS": f"admin:{API_TOKEN}",
                 "BACKFILL_CLAIM_IDLE_MS": str(c.claim_idle_ms),
                 "BACKFILL_CLAIM_INTERVAL_MS": str(c.claim_interval_ms),
                 "BACKFILL_MAX_DELIVERIES": str(c.max_deliveries),

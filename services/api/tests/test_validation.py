@@ -235,7 +235,7 @@ async def test_unknown_jobs_and_bad_queries(
             params={"source": "sim", "symbol": "AAPL", "bar_size": "1m", "format": "xml"},
         )
         assert reasons(bad_format) == [
-            (["query", "format"], "Input should be 'json' or 'csv'", "literal_error")
+            (["query", "format"], "Input should be 'json', 'csv' or 'parquet'", "literal_error")
         ]
 
         no_bars = await api.get(

@@ -117,6 +117,9 @@ class FakeApi:
     job_list: dict[str, Any] = field(default_factory=lambda: {"jobs": [], "next_cursor": None})
     stats: dict[str, Any] = field(default_factory=dict)
     cleanup: tuple[int, Any] = (202, {"finished_before": "2024-06-23T12:00:00Z"})
+    # The Authorization header of each request (None: not sent); `refuse` answers them all.
+    authorizations: list[str | None] = field(default_factory=list)
+    refuse: tuple[int, Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Any:
@@ -175,7 +178,11 @@ def fake_api() -> Iterator[FakeApi]:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            status, payload = api.answer(method, parts.path, parse_qs(parts.query), body)
+            with api.lock:
+                api.authorizations.append(self.headers.get("Authorization"))
+            status, payload = api.refuse or api.answer(
+                method, parts.path, parse_qs(parts.query), body
+            )
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

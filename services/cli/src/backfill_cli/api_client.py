@@ -37,6 +37,21 @@ class ApiResponseError(Exception):
     """Raised when the API answers with a status or body this CLI does not expect."""
 
 
+class ApiAuthError(Exception):
+    """Raised on a 401 (no token, or an unknown one) or a 403 (the token's scope is too small)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        if status == 401:
+            hint = (
+                "set BACKFILL_API_TOKEN to a token (`backfill token create --scope submit`"
+                " makes one), or run this where `backfill dev` keeps its state dir"
+            )
+        else:
+            hint = "use a token with a larger scope (read < submit < admin)"
+        super().__init__(f"the API refused the token ({status}): {detail}; {hint}")
+        self.status = status
+
+
 @dataclass(frozen=True)
 class JobRequest:
     source: str
@@ -58,9 +73,12 @@ class JobRequest:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, timeout: float = REQUEST_TIMEOUT_S) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = REQUEST_TIMEOUT_S, token: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> Self:
         return self
@@ -118,11 +136,19 @@ class ApiClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise ApiUnreachableError(self.base_url, "no answer in time") from None
         except httpx.TransportError as exc:
             raise ApiUnreachableError(self.base_url, _reason(exc)) from None
+        if response.status_code in (401, 403):
+            try:
+                body = response.json()
+            except ValueError:  # a proxy in front of the API may answer in HTML
+                body = None
+            detail = body.get("detail") if isinstance(body, dict) else None
+            raise ApiAuthError(response.status_code, str(detail or response.reason_phrase)[:300])
+        return response
 
     def _expect(self, response: httpx.Response, *ok: int) -> Any:
         if response.status_code not in ok:
