@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -19,6 +20,8 @@ class ServiceSpec:
 
     name: str
     argv: Sequence[str]
+    # Added to the supervisor's environment for this service alone (e.g. its metrics port).
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ class _Runner:
             if self._sup.stop_requested.is_set():
                 return None
             try:
-                proc = await spawn(self.spec.argv, self._sup.env)
+                proc = await spawn(self.spec.argv, self._env())
             except OSError as exc:
                 self._sup.printer.say(f"cannot start {name} ({self.spec.argv[0]}): {exc}")
                 return None
@@ -166,6 +169,11 @@ class _Runner:
             self._pump = asyncio.create_task(_pump_lines(proc.stdout, self._emit))
             self._sup.printer.say(f"started {name} (pid {proc.pid})")
             return proc
+
+    def _env(self) -> dict[str, str] | None:
+        if not self.spec.env:
+            return self._sup.env
+        return {**(os.environ if self._sup.env is None else self._sup.env), **self.spec.env}
 
     def _emit(self, text: str) -> None:
         self._sup.printer.line(self.spec.name, text)

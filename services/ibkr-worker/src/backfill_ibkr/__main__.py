@@ -27,7 +27,7 @@ def build_source(settings: IbkrSettings, redis: Redis) -> IbkrSource:
 
 
 def main() -> None:
-    run_worker_with_redis(IbkrSettings(), build_source)
+    run_worker_with_redis(IbkrSettings(), build_source, service="ibkr-worker")
 
 
 if __name__ == "__main__":

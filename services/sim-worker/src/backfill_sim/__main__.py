@@ -7,7 +7,7 @@ from backfill_worker import run_worker
 
 
 def main() -> None:
-    run_worker(SimSource)
+    run_worker(SimSource, service="sim-worker")
 
 
 if __name__ == "__main__":

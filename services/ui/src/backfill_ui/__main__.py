@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from pydantic import ValidationError
 
+from backfill_bus.logs import configure_logging
 from backfill_ui.settings import InsecureSettingsError, UiSettings, check_exposure
 
 EXIT_BAD_SETTINGS = 2
@@ -14,9 +14,7 @@ STORAGE_DIR = "ui-storage"
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("ui")
     try:
         settings = UiSettings()
         check_exposure(settings)  # before anything starts: refuse, say why, exit 2

@@ -56,4 +56,6 @@ def run(settings: UiSettings) -> None:
         show_welcome_message=False,
         favicon="📈",
         uvicorn_logging_level="warning",
+        # Uvicorn keeps the handler `configure_logging` set (JSON lines in json mode).
+        log_config=None,
     )

@@ -25,7 +25,7 @@ def build_source(settings: YahooSettings, redis: Redis) -> YahooSource:
 
 
 def main() -> None:
-    run_worker_with_redis(YahooSettings(), build_source)
+    run_worker_with_redis(YahooSettings(), build_source, service="yahoo-worker")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 
+from backfill_bus.logs import configure_logging
 from backfill_readmodel.engine import create_engine
 from backfill_readmodel.migrate import upgrade
 from backfill_readmodel.settings import DatabaseSettings
@@ -20,12 +21,12 @@ async def _upgrade(url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m backfill_readmodel")
+    parser = argparse.ArgumentParser(prog="backfill-readmodel")
     parser.add_argument(
         "command", choices=["upgrade"], help="upgrade: migrate to the latest schema"
     )
     parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging("migrate")
     settings = DatabaseSettings()
     asyncio.run(_upgrade(settings.database_url))
     logging.getLogger("backfill.migrate").info("database schema is up to date")
