@@ -1,0 +1,264 @@
+"""`BackfillClient`: submit, follow and cancel jobs, and read bars, from any Python program.
+
+Submits go straight to Redis through `backfill_bus.CommandBus` when a `redis_url` is given (the
+fastest path: one round trip, no API in between), and through `POST /api/v1/jobs` otherwise.
+Everything else reads the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from backfill_bus import CommandBus, IdempotencyConflictError, Names
+from backfill_client import frames
+from backfill_client.errors import (
+    ApiError,
+    AuthError,
+    IdempotencyConflict,
+    InvalidRequest,
+    JobNotFound,
+    Unavailable,
+    WaitTimeout,
+)
+from backfill_client.models import Job
+from backfill_contracts import BarRequest
+
+API_PREFIX = "/api/v1"
+# A job submitted through Redis shows in the API once the projector has folded it (milliseconds
+# usually); `wait` gives it this long before an unknown id is an error.
+NOT_FOUND_GRACE_S = 15.0
+
+
+class BackfillClient:
+    """An async client; use it as `async with BackfillClient(...) as client:`.
+
+    `api_url` is the API's base address (`http://127.0.0.1:8000`); `token` is sent as
+    `Authorization: Bearer <token>`. With `redis_url`, submits publish on Redis directly, under
+    `namespace` (the deployment's BACKFILL_REDIS_NAMESPACE).
+    """
+
+    def __init__(
+        self,
+        api_url: str = "http://127.0.0.1:8000",
+        *,
+        token: str | None = None,
+        redis_url: str | None = None,
+        namespace: str = "",
+        timeout_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        self._http = httpx.AsyncClient(
+            base_url=api_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
+        )
+        self._redis: Redis | None = None
+        self._bus: CommandBus | None = None
+        if redis_url is not None:
+            self._redis = Redis.from_url(redis_url)
+            producer = f"client@{socket.gethostname()}"
+            self._bus = CommandBus(self._redis, Names(namespace), producer)
+
+    async def __aenter__(self) -> BackfillClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def submit(
+        self,
+        source: str,
+        symbol: str,
+        bar_size: str,
+        start: datetime | date | str,
+        end: datetime | date | str,
+        options: dict[str, Any] | None = None,
+        *,
+        time_limit_s: float | None = None,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> str:
+        """Submit one job and return its id; it is recorded as queued before this returns.
+
+        With an `idempotency_key` that already names a job (for the same request), that job's
+        id is returned and nothing new is created.
+        """
+        fields: dict[str, Any] = {
+            "source": source,
+            "symbol": symbol,
+            "bar_size": bar_size,
+            "start": _iso(start),
+            "end": _iso(end),
+            "options": options or {},
+            "time_limit_s": time_limit_s,
+        }
+        if self._bus is not None:
+            return await self._submit_to_redis(fields, idempotency_key, correlation_id)
+        headers: dict[str, str] = {}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        if correlation_id is not None:
+            headers["X-Correlation-ID"] = correlation_id
+        body = {k: v for k, v in fields.items() if v is not None}
+        answer = await self._call("POST", "/jobs", json=body, headers=headers)
+        job_id: str = answer["job_id"]
+        return job_id
+
+    async def _submit_to_redis(
+        self, fields: dict[str, Any], idempotency_key: str | None, correlation_id: str | None
+    ) -> str:
+        assert self._bus is not None
+        try:
+            request = BarRequest.model_validate(fields)
+        except ValidationError as error:
+            reasons = [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()
+            ]
+            raise InvalidRequest(422, reasons) from error
+        try:
+            submission = await self._bus.submit(
+                request, idempotency_key=idempotency_key, correlation_id=correlation_id
+            )
+        except IdempotencyConflictError as error:
+            raise IdempotencyConflict(422, str(error)) from error
+        return submission.job_id
+
+    async def get(self, job_id: str) -> Job:
+        """The job as the API shows it now; raises JobNotFound for an unknown id."""
+        return Job.model_validate(await self._call("GET", f"/jobs/{job_id}", job_id=job_id))
+
+    # A parameter, not asyncio.timeout: the WaitTimeout raised then says the job's last status.
+    async def wait(
+        self,
+        job_id: str,
+        timeout: float = 3600.0,  # noqa: ASYNC109
+        *,
+        poll_interval_s: float = 0.1,
+    ) -> Job:
+        """Poll until the job has ended (succeeded, failed or cancelled) and return it.
+
+        The interval grows from `poll_interval_s` to 2 s. Raises WaitTimeout past `timeout`
+        (the job goes on), and JobNotFound if the id stays unknown for NOT_FOUND_GRACE_S.
+        """
+        started = time.monotonic()
+        delay = poll_interval_s
+        status: str | None = None
+        while True:
+            try:
+                job = await self.get(job_id)
+            except JobNotFound:
+                if time.monotonic() - started > min(NOT_FOUND_GRACE_S, timeout):
+                    raise
+            else:
+                if job.finished:
+                    return job
+                status = job.status
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                raise WaitTimeout(job_id, timeout, status)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, 2.0)
+
+    async def cancel(self, job_id: str) -> str:
+        """Cancel a job: `cancelled` (it was queued) or `cancelling` (it stops within a poll).
+
+        Raises ApiError with status 409 when the job has already ended.
+        """
+        answer = await self._call("POST", f"/jobs/{job_id}/cancel", job_id=job_id)
+        status: str = answer["status"]
+        return status
+
+    async def bars(
+        self,
+        source: str,
+        symbol: str,
+        bar_size: str,
+        start: datetime | date | str | None = None,
+        end: datetime | date | str | None = None,
+        price_type: str = "trades",
+    ) -> Any:
+        """The stored bars as a pandas DataFrame indexed by `ts` (UTC), ordered by time.
+
+        Columns: open, high, low, close (float64) and volume (int64). Parquet when pyarrow is
+        installed and the API offers it, CSV otherwise.
+        """
+        params: dict[str, str] = {
+            "source": source,
+            "symbol": symbol,
+            "bar_size": bar_size,
+            "price_type": price_type,
+        }
+        if start is not None:
+            params["start"] = _iso(start)
+        if end is not None:
+            params["end"] = _iso(end)
+        if _has_pyarrow():
+            response = await self._request("GET", "/bars", params={**params, "format": "parquet"})
+            if response.status_code == 200:
+                return frames.from_parquet(response.content)
+            if response.status_code != 422:  # 422: this API has no Parquet; read CSV instead
+                _raise_for(response)
+        response = await self._request("GET", "/bars", params={**params, "format": "csv"})
+        _raise_for(response)
+        return frames.from_csv(response.content)
+
+    async def _call(
+        self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any
+    ) -> Any:
+        response = await self._request(method, path, **kwargs)
+        if response.status_code == 404 and job_id is not None:
+            raise JobNotFound(job_id)
+        _raise_for(response)
+        return response.json()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self._http.request(method, f"{API_PREFIX}{path}", **kwargs)
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        detail: Any = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    status = response.status_code
+    if status in (401, 403):
+        raise AuthError(status, detail)
+    if status == 422:
+        if isinstance(detail, str) and detail.startswith("idempotency key "):
+            raise IdempotencyConflict(status, detail)
+        raise InvalidRequest(status, detail)
+    if status == 503:
+        raise Unavailable(status, detail)
+    raise ApiError(status, detail)
+
+
+def _iso(value: datetime | date | str) -> str:
+    return value if isinstance(value, str) else value.isoformat()
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
