@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from backfill_bus import signature_matches, write_webhook
+from backfill_bus import signature_matches, write_console_webhook
 from backfill_projector.webhooks import WebhookNotifier
 from tests.support.http_receiver import HttpReceiver
 from tests.support.stack import Stack, running_stack, wait_until
@@ -46,11 +46,21 @@ async def webhook_events(stack: Stack, job_id: str) -> list[dict[str, Any]]:
     return [e["data"] for e in events if e["type"] == "job.webhook"]
 
 
+async def notifier_idle(stack: Stack) -> bool:
+    """The notifier has read and acked everything on the log: nothing more is on its way."""
+    stream = await stack.redis.xinfo_stream(stack.names.events)
+    for group in await stack.redis.xinfo_groups(stack.names.events):
+        if group["name"] in (b"webhooks", "webhooks"):
+            caught_up = group["last-delivered-id"] == stream["last-generated-id"]
+            return bool(caught_up and group["pending"] == 0)
+    return False
+
+
 async def test_a_finished_job_is_posted_signed_and_recorded(
     stack: Stack, receiver: HttpReceiver
 ) -> None:
     url = await receiver.start()
-    await write_webhook(stack.redis, stack.names, f"{url}/hook?token=abc", SECRET)
+    await write_console_webhook(stack.redis, stack.names, f"{url}/hook?token=abc", SECRET)
     job_id = await stack.submit(**JOB, end="2024-02-01")
     await stack.wait_job(job_id)
 
@@ -64,8 +74,11 @@ async def test_a_finished_job_is_posted_signed_and_recorded(
     assert body["bars"] == 23  # the weekdays of January 2024
     # The history keeps the URL without its query (which may carry a token).
     assert recorded == [
-        {"url": f"{url}/hook", "ok": True, "status_code": 200, "tries": 1, "message": ""}
-    ]
+        {
+            "url": f"{url}/hook", "ok": True, "status_code": 200, "tries": 1, "message": "",
+            "subscription_id": "console",
+        }
+    ]  # fmt: skip
 
 
 async def test_a_failing_webhook_is_retried_then_given_up_and_the_job_unchanged(
@@ -73,7 +86,7 @@ async def test_a_failing_webhook_is_retried_then_given_up_and_the_job_unchanged(
 ) -> None:
     receiver.statuses = [500, 503]
     url = await receiver.start()
-    await write_webhook(stack.redis, stack.names, url)
+    await write_console_webhook(stack.redis, stack.names, url)
     ok_job = await stack.submit(**JOB, end="2024-01-10")
     assert (await stack.wait_job(ok_job))["status"] == "succeeded"
     (delivered,) = await wait_until(lambda: webhook_events(stack, ok_job), message="recorded")
@@ -97,6 +110,6 @@ async def test_no_subscriber_no_post(stack: Stack, receiver: HttpReceiver) -> No
     await receiver.start()
     job_id = await stack.submit(**JOB, end="2024-01-10")
     await stack.wait_job(job_id)
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: notifier_idle(stack), message="notifier idle")
     assert receiver.received == []
     assert await webhook_events(stack, job_id) == []

@@ -84,7 +84,8 @@ async def test_a_finished_job_in_detail(user: User, stack: Stack) -> None:
     assert parquet.status_code == 200
     table = pq.read_table(io.BytesIO(parquet.content))
     assert table.num_rows == 1950
-    assert table.column_names == ["ts", "open", "high", "low", "close", "volume"]
+    # The API's canonical columns, adj_close (Yahoo only) included.
+    assert table.column_names == ["ts", "open", "high", "low", "close", "volume", "adj_close"]
     first = table.slice(0, 1).to_pylist()[0]
     assert first["ts"].isoformat() == rows[0]["ts"]
     assert first["close"] == float(rows[0]["close"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nicegui.testing import User
 
-from backfill_bus import read_webhooks
+from backfill_bus import add_webhook, read_webhooks
 from services.ui.tests.console import eventually_async, log_in, set_values
 from tests.support.stack import Stack
 
@@ -35,3 +35,25 @@ async def test_the_webhook_is_checked_saved_and_removed(user: User, stack: Stack
         assert await read_webhooks(stack.redis, stack.names) == []
 
     await eventually_async(removed)
+
+
+async def test_subscriptions_made_through_the_api_are_counted_and_left_alone(
+    user: User, stack: Stack
+) -> None:
+    other = await add_webhook(stack.redis, stack.names, "https://other.example/h")
+    await log_in(user)
+    await user.open("/jobs")
+    await user.should_see(
+        "No webhook: finished jobs are only shown here. 1 more set through the API."
+    )
+
+    set_values(user, **{"webhook-url": "https://hooks.example.com/b"})
+    user.find(marker="webhook-save").click()
+    await user.should_see("https://hooks.example.com/b (not signed)")
+
+    user.find(marker="webhook-remove").click()
+
+    async def only_the_api_one_left() -> None:
+        assert [s.id for s in await read_webhooks(stack.redis, stack.names)] == [other.id]
+
+    await eventually_async(only_the_api_one_left)

@@ -1,10 +1,13 @@
 """Posting finished jobs to webhook subscribers, from the event log, at least once.
 
 The notifier reads `events` through a consumer group of its own (`webhooks`), so however many
-projector processes run, each finished job is posted once per subscriber, and one that dies
-mid-delivery leaves the entry pending for the next to take over. It acks an entry only after
-the delivery succeeded or gave up. Every delivery ends with a `job.webhook` event in the
-job's history. A webhook never changes a job: its status is already final when it is posted.
+projector processes run, each finished job is posted once per matching subscriber, and one that
+dies mid-delivery leaves the entry pending for the next to take over. Subscribers are served
+independently and at once: each has its own tries, backoff and bound on POSTs in flight, so a
+slow or failing one never holds up another. The entry is acked once every delivery succeeded or
+gave up; a subscriber already served (noted in Redis) is skipped when an entry is taken over.
+Every delivery ends with its own `job.webhook` event in the job's history. A webhook never
+changes a job: its status is already final when it is posted.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backfill_bus import (
     SIGNATURE_HEADER,
+    SUBSCRIPTION_HEADER,
     EventLog,
     Names,
     WebhookSubscription,
@@ -52,6 +57,10 @@ _STATUS = {"job.succeeded": "succeeded", "job.failed": "failed", "job.cancelled"
 _ABANDONED_MS = 60_000
 # How long a delivery waits for the projection to show the job's end, for the payload.
 _PROJECTION_WAIT_S = 5.0
+# Subscribers already served for an entry, kept while it may still be taken over.
+_SERVED_TTL_S = 86_400
+# How often entries under delivery have their idle time reset (well inside _ABANDONED_MS).
+_CLAIM_REFRESH_S = 15.0
 
 
 class WebhookNotifier:
@@ -66,7 +75,8 @@ class WebhookNotifier:
         max_tries: int = 5,
         retry_base_s: float = 1.0,
         block_ms: int = 1000,
-        concurrency: int = 16,
+        jobs_in_flight: int = 256,
+        posts_per_subscriber: int = 4,
     ) -> None:
         self.engine = engine
         self.redis = redis
@@ -77,8 +87,12 @@ class WebhookNotifier:
         self.max_tries = max_tries
         self.retry_base_s = retry_base_s
         self.block_ms = block_ms
-        self.slots = asyncio.Semaphore(concurrency)
+        # Finished jobs being delivered at once: bounds memory, never a subscriber's pace.
+        self.slots = asyncio.Semaphore(jobs_in_flight)
+        self.posts_per_subscriber = posts_per_subscriber
+        self._posting: dict[str, asyncio.Semaphore] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._in_flight: set[bytes] = set()
         self._next_takeover = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -88,6 +102,7 @@ class WebhookNotifier:
         group_ready = False
         async with httpx.AsyncClient(timeout=self.timeout_s) as client:
             self.client = client
+            claims = asyncio.create_task(self._keep_claims(stop))
             cursor = "0"  # first our own pending entries (a restart), then new ones
             while not stop.is_set():
                 try:
@@ -107,10 +122,29 @@ class WebhookNotifier:
                 else:
                     outages.recovered()
                     backoff.reset()
-            for task in list(self._deliveries):
+            for task in [*self._deliveries, claims]:
                 task.cancel()  # left pending: the next start delivers them
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*self._deliveries, return_exceptions=True)
+                await asyncio.gather(*self._deliveries, claims, return_exceptions=True)
+
+    async def _keep_claims(self, stop: asyncio.Event) -> None:
+        """A delivery may outlast _ABANDONED_MS (a subscriber timing out on every try): the
+        idle time of entries still ours is reset meanwhile, so no notifier takes them over."""
+        while not stop.is_set():
+            await pause(stop, _CLAIM_REFRESH_S)
+            if not self._in_flight:
+                continue
+            try:
+                pending: Any = await self.redis.xpending_range(
+                    self.names.events, GROUP, "-", "+", 1000, consumername=self.consumer
+                )
+                ours = [p["message_id"] for p in pending if p["message_id"] in self._in_flight]
+                if ours:
+                    await self.redis.xclaim(
+                        self.names.events, GROUP, self.consumer, 0, ours, justid=True
+                    )
+            except (RedisError, OSError) as error:  # the read loop reports outages
+                log.debug("webhooks: refreshing claims failed: %s", error)
 
     async def _step(self, cursor: str) -> str:
         if cursor == "0" or time.monotonic() >= self._next_takeover:
@@ -140,45 +174,79 @@ class WebhookNotifier:
                 await self._handle(entry_id, fields)
 
     async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        if entry_id in self._in_flight:
+            return  # ours and under delivery (seen again by a takeover pass)
         event = _finished_event(fields)
-        if event is None:
-            await self.redis.xack(self.names.events, GROUP, entry_id)
-            return
-        subscribers = await read_webhooks(self.redis, self.names)
-        if not subscribers:
+        wanted: list[WebhookSubscription] = []
+        if event is not None:
+            status = _STATUS[event.type]
+            # The source is known only from the projection: that filter is checked later.
+            wanted = [
+                s
+                for s in await read_webhooks(self.redis, self.names)
+                if "job.finished" in s.events and (not s.statuses or status in s.statuses)
+            ]
+        if event is None or not wanted:
             await self.redis.xack(self.names.events, GROUP, entry_id)
             return
         await self.slots.acquire()
-        task = asyncio.create_task(self._deliver_all(entry_id, event, subscribers))
+        self._in_flight.add(entry_id)
+        task = asyncio.create_task(self._deliver_all(entry_id, event, wanted))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
     async def _deliver_all(
         self, entry_id: bytes, event: Finished, subscribers: list[WebhookSubscription]
     ) -> None:
+        served_key = f"{self.names.namespace}webhooks:served:{entry_id.decode()}"
         try:
-            body = json.dumps(await self._payload(entry_id.decode(), event)).encode()
-            for subscriber in subscribers:
-                await self._deliver(subscriber, event, body)
+            view = await self._projected(event)
+            source = None if view is None else view.source
+            body = json.dumps(self._payload(entry_id.decode(), event, view)).encode()
+            members: Any = await self.redis.smembers(served_key)
+            served = {m.decode() for m in members}
+            status = _STATUS[event.type]
+            targets = [
+                s
+                for s in subscribers
+                if s.id not in served and s.matches("job.finished", source, status)
+            ]
+            results = await asyncio.gather(
+                *(self._deliver(s, event, body, served_key) for s in targets),
+                return_exceptions=True,
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
             await self.redis.xack(self.names.events, GROUP, entry_id)
+            await self.redis.delete(served_key)
         except asyncio.CancelledError:
             raise
         except Exception:  # the entry stays pending and is delivered again after a restart
             log.exception("webhooks: delivering %s failed", event.job_id)
         finally:
+            self._in_flight.discard(entry_id)
             self.slots.release()
 
-    async def _deliver(self, subscriber: WebhookSubscription, event: Finished, body: bytes) -> None:
-        headers = {"content-type": "application/json", "user-agent": "backfill-webhooks"}
+    async def _deliver(
+        self, subscriber: WebhookSubscription, event: Finished, body: bytes, served_key: str
+    ) -> None:
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "backfill-webhooks",
+            SUBSCRIPTION_HEADER: subscriber.id,
+        }
         if subscriber.secret:
             headers[SIGNATURE_HEADER] = sign(subscriber.secret, body)
+        posting = self._posting_slots(subscriber.id)
         status: int | None = None
         message = ""
         tries = 0
         while tries < self.max_tries:
             tries += 1
             try:
-                response = await self.client.post(subscriber.url, content=body, headers=headers)
+                async with posting:  # held while posting only, never while backing off
+                    response = await self.client.post(subscriber.url, content=body, headers=headers)
                 status = response.status_code
                 if response.is_success:
                     message = ""
@@ -203,7 +271,20 @@ class WebhookNotifier:
             status_code=status,
             tries=tries,
             message=message,
+            subscription_id=subscriber.id,
         )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(served_key, subscriber.id)
+            pipe.expire(served_key, _SERVED_TTL_S)
+            await pipe.execute()
+
+    def _posting_slots(self, subscriber_id: str) -> asyncio.Semaphore:
+        if len(self._posting) > 1024:  # subscribers come and go: forget the idle ones
+            self._posting = {k: v for k, v in self._posting.items() if v.locked()}
+        slots = self._posting.get(subscriber_id)
+        if slots is None:
+            slots = self._posting[subscriber_id] = asyncio.Semaphore(self.posts_per_subscriber)
+        return slots
 
     async def _projected(self, event: Finished) -> JobView | None:
         """The job as projected once the projector has folded its end (a few ms behind the
@@ -217,9 +298,8 @@ class WebhookNotifier:
                 return view
             await asyncio.sleep(0.05)
 
-    async def _payload(self, event_id: str, event: Finished) -> dict[str, Any]:
+    def _payload(self, event_id: str, event: Finished, view: JobView | None) -> dict[str, Any]:
         job = None
-        view = await self._projected(event)
         if view is not None:
             job = view.model_dump(mode="json")
             job["status"] = _STATUS[event.type]  # in case the projection was still behind

@@ -19,7 +19,8 @@ from backfill_readmodel.views import BarView, JobView
 from backfill_ui.services import Services
 
 PREFIX = "/downloads"
-COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+# The API's canonical columns (GET /api/v1/bars), so both downloads hold the same file.
+COLUMNS = ("ts", "open", "high", "low", "close", "volume", "adj_close")
 
 
 def csv_path(job_id: str) -> str:
@@ -72,7 +73,9 @@ def to_csv(rows: list[BarView]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for bar in rows:
-        writer.writerow([bar.ts.isoformat(), bar.open, bar.high, bar.low, bar.close, bar.volume])
+        writer.writerow(
+            [bar.ts.isoformat(), bar.open, bar.high, bar.low, bar.close, bar.volume, bar.adj_close]
+        )
     return out.getvalue()
 
 
@@ -85,6 +88,7 @@ def to_parquet(rows: list[BarView]) -> bytes:
             "low": pa.array([bar.low for bar in rows], type=pa.float64()),
             "close": pa.array([bar.close for bar in rows], type=pa.float64()),
             "volume": pa.array([bar.volume for bar in rows], type=pa.float64()),
+            "adj_close": pa.array([bar.adj_close for bar in rows], type=pa.float64()),
         }
     )
     sink = io.BytesIO()

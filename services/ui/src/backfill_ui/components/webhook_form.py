@@ -1,7 +1,9 @@
-"""Notify a webhook when jobs finish: the subscription the projector's notifier posts to.
+"""Notify a webhook when jobs finish: the console's own subscription, beside the API's.
 
-Kept in Redis (backfill_bus.webhooks), so every console and projector replica sees the same
-one. The secret signs each POST (X-Backfill-Signature: sha256=...); it is never shown again.
+Kept in Redis (backfill_bus.webhooks) under the id `console`, so every console and projector
+replica sees the same one; subscriptions made through the API (`/api/v1/webhooks`) are counted
+here but managed there. The secret signs each POST (X-Backfill-Signature: sha256=...); it is
+never shown again.
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ from __future__ import annotations
 from nicegui import ui
 from redis.exceptions import RedisError
 
-from backfill_bus import clear_webhooks, read_webhooks, write_webhook
+from backfill_bus import (
+    CONSOLE_WEBHOOK_ID,
+    clear_console_webhook,
+    read_webhooks,
+    write_console_webhook,
+)
 from backfill_ui.services import Services
 
 
@@ -45,18 +52,21 @@ class WebhookForm:
         except (RedisError, OSError):
             self.current.set_text("Redis is unavailable: the webhook cannot be read now.")
             return
-        if not subscribers:
-            self.current.set_text("No webhook: finished jobs are only shown here.")
+        own = next((s for s in subscribers if s.id == CONSOLE_WEBHOOK_ID), None)
+        others = len(subscribers) - (own is not None)
+        also = f" {others} more set through the API." if others else ""
+        if own is None:
+            self.current.set_text(f"No webhook: finished jobs are only shown here.{also}")
             return
-        signed = "signed" if subscribers[0].secret else "not signed"
+        signed = "signed" if own.secret else "not signed"
         self.current.set_text(
-            f"Every finished job is POSTed to {subscribers[0].shown_url} ({signed}), "
-            "retried with backoff; each delivery shows in the job's timeline."
+            f"Every finished job is POSTed to {own.shown_url} ({signed}), "
+            f"retried with backoff; each delivery shows in the job's timeline.{also}"
         )
 
     async def save(self) -> None:
         try:
-            await write_webhook(
+            await write_console_webhook(
                 self.services.redis, self.services.names, self.url.value or "", self.secret.value
             )
         except ValueError as error:  # the URL check says what is wrong, in plain words
@@ -72,7 +82,7 @@ class WebhookForm:
 
     async def remove(self) -> None:
         try:
-            await clear_webhooks(self.services.redis, self.services.names)
+            await clear_console_webhook(self.services.redis, self.services.names)
         except (RedisError, OSError):
             self.problem.set_text("Redis is unavailable: nothing was changed; try again.")
             return
