@@ -26,12 +26,14 @@ class Heartbeat:
         source: str,
         interval_s: float,
         info: Callable[[], dict[str, Any]] | None = None,
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
         self.events = events
         self.worker_id = worker_id
         self.source = source
         self.interval_s = interval_s
         self.info = info
+        self.on_beat = on_beat  # after each timed beat that reached Redis
         self.started_at: datetime = utc_now()
         self.state: WorkerState = "starting"
         self.current_job: str | None = None
@@ -82,3 +84,6 @@ class Heartbeat:
                 await self.beat()
             except Exception:  # a missed beat must not kill the worker; the next one may pass
                 log.warning("heartbeat failed", exc_info=True)
+            else:
+                if self.on_beat is not None:
+                    self.on_beat()
