@@ -24,10 +24,18 @@ QUARTER = {"source": "sim", "symbol": "AAPL", "start": "2024-01-01", "end": "202
 
 @asynccontextmanager
 async def dev_stack(
-    state_dir: Path, database_url: str, extra_env: dict[str, str] | None = None
+    state_dir: Path,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    metrics_base: int | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """Run `backfill dev` until the block ends, then stop it with Ctrl-C (SIGINT)."""
+    """Run `backfill dev` until the block ends, then stop it with Ctrl-C (SIGINT).
+
+    The metrics ports start at `metrics_base` (default: a free port, not the fixed 9101, so
+    stacks of concurrent test runs do not collide).
+    """
     api_port, ui_port = free_port(), free_port()
+    metrics_base = metrics_base or free_port()
     env = {
         **os.environ,
         "BACKFILL_DEV_REDIS_PORT": str(free_port()),
@@ -45,12 +53,16 @@ async def dev_stack(
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "backfill_cli", "dev", "--state-dir", str(state_dir),
             "--api-port", str(api_port), "--ui-port", str(ui_port),
+            "--metrics-port-base", str(metrics_base),
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as client:
             await _wait_ready(client, process, log_path)
             await _wait_console(ui_port, process, log_path)
+            # The admin token `backfill dev` made, as a newcomer finds it (README).
+            token = (state_dir / "api-token").read_text().strip()
+            client.headers["Authorization"] = f"Bearer {token}"
             yield client
     finally:
         process.send_signal(signal.SIGINT)
@@ -120,9 +132,23 @@ async def _bar_stamps(client: httpx.AsyncClient, bar_size: str) -> list[str]:
     return [bar["ts"] for bar in body["bars"]]
 
 
+async def _scraped(url: str, sample: str, expected: float) -> None:
+    """Scrape `url` until `sample` (a whole exposition line's name and labels) has `expected`."""
+    last = ""
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            last = (await client.get(url)).text
+            if f"{sample} {float(expected)}" in last.splitlines():
+                return
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"{url} never showed {sample} {expected}:\n{last[-2000:]}")
+
+
 async def test_the_readme_run_command_end_to_end(tmp_path: Path, database_url: str) -> None:
     state_dir = tmp_path / "state"
-    async with dev_stack(state_dir, database_url) as api:
+    metrics = free_port()
+    async with dev_stack(state_dir, database_url, metrics_base=metrics) as api:
         minute = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1m"})).json()
         daily = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1d"})).json()
         assert minute["status"] == daily["status"] == "queued"
@@ -137,6 +163,8 @@ async def test_the_readme_run_command_end_to_end(tmp_path: Path, database_url: s
             sys.executable, "-m", "backfill_cli", "submit", "MSFT", "--source", "sim",
             "--bar-size", "1d", "--start", "2024-01-01", "--end", "2024-02-01",
             "--api-url", str(api.base_url),
+            # As from the directory `backfill dev` ran in: the CLI finds its token file there.
+            env={**os.environ, "BACKFILL_STATE_DIR": str(state_dir)},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(cli.communicate(), timeout=60)
@@ -146,6 +174,23 @@ async def test_the_readme_run_command_end_to_end(tmp_path: Path, database_url: s
         workers = (await api.get("/api/v1/stats")).json()
         assert workers["by_status"] == {"succeeded": 3}
         assert workers["bars_stored"] == 25_350 + 65 + 23
+
+        # Each process serves its figures: the projector on the base port, sim-worker next.
+        await _scraped(
+            f"http://127.0.0.1:{metrics}/metrics",
+            'backfill_bars_stored_total{source="sim"}',
+            25_350 + 65 + 23,
+        )
+        await _scraped(
+            f"http://127.0.0.1:{metrics + 1}/metrics",
+            'backfill_worker_jobs_finished_total{source="sim",status="succeeded"}',
+            3,
+        )
+        await _scraped(
+            str(api.base_url.join("/metrics")),
+            'backfill_jobs{source="sim",status="succeeded"}',
+            3,
+        )
 
     assert (state_dir / "redis").is_dir()
     assert (state_dir / "backfill.db").exists() == database_url.startswith("sqlite")

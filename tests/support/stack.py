@@ -26,6 +26,11 @@ from backfill_sim import SimSource
 from backfill_worker import Source, Worker, WorkerSettings
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+# The test API accepts these (BACKFILL_API_TOKENS); `Stack.api` sends the admin one.
+ADMIN_TOKEN = "test-admin-token-0123456789"
+READ_TOKEN = "test-read-token-0123456789"
+SUBMIT_TOKEN = "test-submit-token-0123456789"
+TEST_TOKENS = f"admin:{ADMIN_TOKEN},read:{READ_TOKEN},submit:{SUBMIT_TOKEN}"
 
 
 @dataclass
@@ -38,6 +43,13 @@ class Stack:
     database_url: str
     workers: list[Worker]
     projector: Projector
+    transport: httpx.AsyncBaseTransport | None = None
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        """Another client of the same API, sending `token` (None: no Authorization header)."""
+        assert self.transport is not None
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        return httpx.AsyncClient(transport=self.transport, base_url="http://api", headers=headers)
 
     async def submit(self, **job: Any) -> str:
         response = await self.api.post("/api/v1/jobs", json=job)
@@ -117,21 +129,35 @@ async def wait_until(condition: Any, timeout: float = 30, message: str = "condit
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    redis_url: str, database_url: str, namespace: str, *, with_worker: bool = True
+    redis_url: str,
+    database_url: str,
+    namespace: str,
+    *,
+    with_worker: bool = True,
+    **api_settings: Any,
 ) -> AsyncIterator[Stack]:
+    """The pipeline; `api_settings` override the API's (by default it accepts TEST_TOKENS)."""
     names = Names(namespace)
     redis = Redis.from_url(redis_url)
     engine = create_engine(database_url)
     projector = Projector(engine, redis, names, block_ms=50)
     stop = asyncio.Event()
     projector_task = asyncio.create_task(projector.run(stop))
+    settings = {"api_tokens": TEST_TOKENS, **api_settings}
     app = create_app(
-        ApiSettings(redis_url=redis_url, redis_namespace=namespace, database_url=database_url)
+        ApiSettings(
+            redis_url=redis_url, redis_namespace=namespace, database_url=database_url, **settings
+        )
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            stack = Stack(client, redis, engine, names, redis_url, database_url, [], projector)
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", headers=headers
+        ) as client:
+            stack = Stack(
+                client, redis, engine, names, redis_url, database_url, [], projector, transport
+            )
             if with_worker:
                 await stack.start_worker(f"{namespace}worker-1")
             try:

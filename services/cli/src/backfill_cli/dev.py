@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from backfill_cli.api_token import TokenFileError, dev_token
 from backfill_cli.logs import LinePrinter
 from backfill_cli.ports import port_in_use
 from backfill_cli.processes import describe_exit, runnable_module
@@ -38,18 +39,26 @@ def migration_spec() -> ServiceSpec:
     return ServiceSpec("migrate", [sys.executable, "-m", "backfill_readmodel", "upgrade"])
 
 
-def service_specs() -> list[ServiceSpec]:
-    """The long-running services, in start order (they are stopped in reverse)."""
+def service_specs(settings: StackSettings | None = None) -> list[ServiceSpec]:
+    """The long-running services, in start order (they are stopped in reverse).
+
+    With `settings`, the projector and each worker serve /metrics on their own port.
+    """
     python = sys.executable
+
+    def spec(name: str, *argv: str) -> ServiceSpec:
+        env = settings.metrics_env(name) if settings is not None else {}
+        return ServiceSpec(name, [python, *argv], env)
+
     return [
-        ServiceSpec("projector", [python, "-m", "backfill_projector", "run"]),
-        ServiceSpec("api", [python, "-m", "backfill_api"]),
-        ServiceSpec("sim-worker", [python, "-m", "backfill_sim"]),
-        ServiceSpec("yahoo-worker", [python, "-m", "backfill_yahoo"]),
+        spec("projector", "-m", "backfill_projector", "run"),
+        spec("api", "-m", "backfill_api"),
+        spec("sim-worker", "-m", "backfill_sim"),
+        spec("yahoo-worker", "-m", "backfill_yahoo"),
         # Connects to the IB Gateway at BACKFILL_IBKR_HOST:PORT (or the endpoint set from the
         # console) and keeps retrying, jobs waiting, while there is none.
-        ServiceSpec("ibkr-worker", [python, "-m", "backfill_ibkr"]),
-        ServiceSpec("ui", [python, "-m", "backfill_ui"]),
+        spec("ibkr-worker", "-m", "backfill_ibkr"),
+        spec("ui", "-m", "backfill_ui"),
     ]
 
 
@@ -81,14 +90,30 @@ def run(
     if migration is None and services is None:
         _check_installed(STACK_MODULES)
     migration = migration or migration_spec()
-    services = service_specs() if services is None else services
+    services = service_specs(settings) if services is None else services
     try:
         settings.redis_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DevError(f"cannot create the state dir {settings.state_dir}: {exc}") from None
+    tokens = _api_tokens(settings)
     names = [migration.name, *(s.name for s in services)] + (["redis"] if redis else [])
     printer = LinePrinter(names, stream=stream)
-    return asyncio.run(_run(settings, redis, migration, services, policy, printer))
+    return asyncio.run(_run(settings, redis, migration, services, policy, printer, tokens))
+
+
+def _api_tokens(settings: StackSettings) -> tuple[dict[str, str], str]:
+    """The API's tokens for the children's environment, and where a user finds one.
+
+    BACKFILL_API_TOKENS as given, else one admin token kept in the state dir, so that the CLI
+    (which reads that file) works at once. The token itself is never printed.
+    """
+    if os.environ.get("BACKFILL_API_TOKENS", "").strip():
+        return {}, "BACKFILL_API_TOKENS (from the environment)"
+    try:
+        token, path = dev_token(settings.state_dir)
+    except TokenFileError as exc:
+        raise DevError(str(exc)) from None
+    return {"BACKFILL_API_TOKENS": f"admin:{token}"}, f"{path} (admin; the CLI sends it)"
 
 
 def _check_installed(modules: Sequence[str]) -> None:
@@ -126,6 +151,12 @@ def _check_ports(settings: StackSettings) -> None:
             f"console port {settings.ui_port} on {DEV_HOST} is already in use: stop what uses it"
             " or pass --ui-port with a free port"
         )
+    for service, port in settings.metrics_ports.items():
+        if port_in_use(DEV_HOST, port):
+            raise DevError(
+                f"metrics port {port} ({service}) on {DEV_HOST} is already in use: stop what"
+                " uses it, or pass --metrics-port-base with four free ports (0: no metrics)"
+            )
 
 
 async def _run(
@@ -135,15 +166,21 @@ async def _run(
     services: Sequence[ServiceSpec],
     policy: RestartPolicy | None,
     printer: LinePrinter,
+    tokens: tuple[dict[str, str], str] = ({}, ""),
 ) -> int:
-    env = settings.child_env(os.environ)
+    env = {**settings.child_env(os.environ), **tokens[0]}
     async with Supervisor(printer, env=env, policy=policy) as sup:
         sup.stop_on_signals()
         printer.say(f"state dir  {settings.state_dir}")
         printer.say(f"database   {without_password(settings.database_url)}")
         printer.say(f"redis      {settings.redis_url}")
         printer.say(f"API        {settings.docs_url}")
+        printer.say(f"API token  {tokens[1]}")
         printer.say(f"console    {settings.console_url}")
+        if settings.metrics_ports:
+            printer.say(f"metrics    http://{DEV_HOST}:{settings.api_port}/metrics (api)")
+            for service, port in settings.metrics_ports.items():
+                printer.say(f"           http://{DEV_HOST}:{port}/metrics ({service})")
         if redis is not None:
             await sup.start(redis_service(redis, DEV_HOST, settings.redis_port, settings.redis_dir))
             ready = await wait_until_ready(

@@ -5,26 +5,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from backfill_cli import dev, projector, queries
+from backfill_cli import dev, projector, queries, tokens
 from backfill_cli.api_client import (
+    ApiAuthError,
     ApiClient,
     ApiRejectedError,
     ApiResponseError,
     ApiUnreachableError,
     JobRequest,
 )
+from backfill_cli.api_token import TokenFileError, client_token
 from backfill_cli.cleanup import cleanup
 from backfill_cli.models import STATUSES
 from backfill_cli.options import options_dict, parse_option
 from backfill_cli.settings import (
     DEFAULT_API_PORT,
+    DEFAULT_METRICS_PORT_BASE,
     DEFAULT_UI_PORT,
     SettingsError,
     api_url,
+    redis_url,
     stack_settings,
+    state_dir,
 )
 from backfill_cli.submit import submit
 
@@ -56,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_dev.add_argument("--api-port", type=_port, default=DEFAULT_API_PORT, help="default: 8000")
     run_dev.add_argument(
         "--ui-port", type=_port, default=DEFAULT_UI_PORT, help="the console's port; default: 8080"
+    )
+    run_dev.add_argument(
+        "--metrics-port-base",
+        type=_metrics_base,
+        default=DEFAULT_METRICS_PORT_BASE,
+        help="Prometheus /metrics of the projector on this port and of the sim, yahoo and ibkr"
+        " workers on the next three; 0 turns them off; default: 9101",
     )
 
     sub = commands.add_parser(
@@ -97,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep jobs finished in the last N days (default: the API's retention setting)",
     )
 
+    token = commands.add_parser(
+        "token", help="API tokens kept in Redis: create, list, revoke (never shown again)"
+    )
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    make = token_commands.add_parser("create", help="make a token and print it, once")
+    make.add_argument(
+        "--scope", required=True, choices=("read", "submit", "admin"), help="what it may do"
+    )
+    make.add_argument("--name", help="a name to list and revoke it by (default: generated)")
+    token_commands.add_parser("list", help="names, scopes and creation times (never tokens)")
+    drop = token_commands.add_parser("revoke", help="delete a token: the API refuses it at once")
+    drop.add_argument("name")
+
     proj = commands.add_parser("projector", help="projector maintenance")
     proj_commands = proj.add_subparsers(dest="projector_command", required=True, metavar="ACTION")
     proj_commands.add_parser(
@@ -118,9 +143,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{exc}: is `backfill dev` running?", EXIT_USAGE)
     except ApiRejectedError as exc:
         return _fail("the API refused the request:\n" + _bullets(exc.reasons), EXIT_USAGE)
+    except ApiAuthError as exc:
+        return _fail(str(exc), EXIT_USAGE)
     except ApiResponseError as exc:
         return _fail(str(exc), EXIT_FAILED)
-    except (SettingsError, dev.DevError, projector.ProjectorMissingError) as exc:
+    except (
+        SettingsError,
+        dev.DevError,
+        projector.ProjectorMissingError,
+        tokens.TokenCommandError,
+        TokenFileError,
+    ) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except BrokenPipeError:
         # `backfill jobs | head`: the reader left. Point stdout at /dev/null so the flush at
@@ -133,10 +166,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     env = os.environ
     if args.command == "dev":
-        return dev.run(stack_settings(args.state_dir, args.api_port, env, args.ui_port))
+        return dev.run(
+            stack_settings(
+                args.state_dir,
+                args.api_port,
+                env,
+                args.ui_port,
+                metrics_port_base=args.metrics_port_base,
+            )
+        )
     if args.command == "projector":
         return projector.rebuild(stack_settings(args.state_dir, env=env))
-    with ApiClient(api_url(args.api_url, env)) as client:
+    if args.command == "token":
+        return _token(args, env)
+    token = client_token(env, state_dir(None, env))
+    with ApiClient(api_url(args.api_url, env), token=token) as client:
         if args.command == "submit":
             return _submit(parser, client, args)
         if args.command == "jobs":
@@ -145,6 +189,15 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.command == "cleanup":
             return cleanup(client, args.days, sys.stdout)
         return queries.show_stats(client, sys.stdout)
+
+
+def _token(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    url, namespace = redis_url(env), env.get("BACKFILL_REDIS_NAMESPACE", "")
+    if args.token_command == "create":
+        return tokens.create(url, namespace, args.scope, args.name, sys.stdout)
+    if args.token_command == "list":
+        return tokens.show(url, namespace, sys.stdout)
+    return tokens.revoke(url, namespace, args.name, sys.stdout)
 
 
 def _submit(parser: argparse.ArgumentParser, client: ApiClient, args: argparse.Namespace) -> int:
@@ -183,6 +236,13 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more: {text}")
     return value
+
+
+def _metrics_base(text: str) -> int:
+    base = _whole(text)
+    if base > 65535 - 3:  # four consecutive ports
+        raise argparse.ArgumentTypeError(f"must leave room for 4 ports below 65536: {text}")
+    return base
 
 
 def _whole(text: str) -> int:

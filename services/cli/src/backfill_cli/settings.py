@@ -17,6 +17,9 @@ DEFAULT_STATE_DIR = ".backfill"
 DEFAULT_DEV_REDIS_PORT = 6380
 DEFAULT_API_PORT = 8000
 DEFAULT_UI_PORT = 8080
+# /metrics of the services without a web app: the projector on the base, each worker above it.
+DEFAULT_METRICS_PORT_BASE = 9101
+METRICS_SERVICES = ("projector", "sim-worker", "yahoo-worker", "ibkr-worker")
 # The dev stack binds to loopback only: it has no authentication and is not meant to be shared.
 DEV_HOST = "127.0.0.1"
 
@@ -87,6 +90,21 @@ class StackSettings:
     redis_port: int
     api_port: int
     ui_port: int = DEFAULT_UI_PORT
+    metrics_port_base: int = DEFAULT_METRICS_PORT_BASE  # 0: no metrics servers
+
+    @property
+    def metrics_ports(self) -> dict[str, int]:
+        """The metrics port of each service that serves one (none when the base is 0)."""
+        if not self.metrics_port_base:
+            return {}
+        return {name: self.metrics_port_base + i for i, name in enumerate(METRICS_SERVICES)}
+
+    def metrics_env(self, service: str) -> dict[str, str]:
+        """What tells `service` to serve /metrics on its own port, on loopback."""
+        port = self.metrics_ports.get(service)
+        if port is None:
+            return {}
+        return {"BACKFILL_METRICS_HOST": DEV_HOST, "BACKFILL_METRICS_PORT": str(port)}
 
     @property
     def redis_dir(self) -> Path:
@@ -121,6 +139,7 @@ def stack_settings(
     api_port: int = DEFAULT_API_PORT,
     env: Mapping[str, str] | None = None,
     ui_port: int = DEFAULT_UI_PORT,
+    metrics_port_base: int = DEFAULT_METRICS_PORT_BASE,
 ) -> StackSettings:
     env = os.environ if env is None else env
     state = state_dir(state_dir_flag, env)
@@ -132,4 +151,5 @@ def stack_settings(
         redis_port=dev_redis_port(env),
         api_port=api_port,
         ui_port=ui_port,
+        metrics_port_base=metrics_port_base,
     )

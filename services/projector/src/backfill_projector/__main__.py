@@ -8,30 +8,40 @@ import logging
 import os
 import signal
 import socket
+import sys
 
 from redis.asyncio import Redis
 
 from backfill_bus import Names
+from backfill_bus.liveness import Liveness
+from backfill_bus.logs import configure_logging
+from backfill_bus.metrics import MetricsPortInUseError, MetricsServer
 from backfill_projector.maintenance import Maintenance
+from backfill_projector.metrics import ProjectorMetrics, metrics_server
 from backfill_projector.projector import Projector
 from backfill_projector.settings import ProjectorSettings
 from backfill_projector.webhooks import WebhookNotifier
 from backfill_readmodel.engine import create_engine
 
 log = logging.getLogger("backfill.projector")
+EXIT_STARTUP_ERROR = 2
 
 
 async def _main(command: str, settings: ProjectorSettings) -> None:
     engine = create_engine(settings.database_url)
     redis = Redis.from_url(settings.redis_url)
     names = Names(settings.redis_namespace)
+    metrics = ProjectorMetrics()
     projector = Projector(
         engine,
         redis,
         names,
         batch_size=settings.projector_batch_size,
         block_ms=settings.projector_block_ms,
+        liveness=Liveness(settings.liveness_file),
+        metrics=metrics,
     )
+    server: MetricsServer | None = None
     producer = f"projector@{socket.gethostname()}-{os.getpid()}"
     maintenance = Maintenance(
         engine,
@@ -47,6 +57,11 @@ async def _main(command: str, settings: ProjectorSettings) -> None:
             count = await projector.rebuild()
             print(f"rebuilt every projection from {count} events")
             return
+        if settings.metrics_port:
+            server = metrics_server(
+                metrics, redis, names, settings.metrics_host, settings.metrics_port
+            )
+            await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -67,6 +82,8 @@ async def _main(command: str, settings: ProjectorSettings) -> None:
                 ).run(stop)
             )
     finally:
+        if server is not None:
+            await server.stop()
         await redis.aclose()
         await engine.dispose()
 
@@ -82,10 +99,12 @@ def main() -> None:
         " rebuild: rebuild the projections from the log (bars are kept)",
     )
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(_main(args.command, ProjectorSettings()))
+    configure_logging("projector")
+    try:
+        asyncio.run(_main(args.command, ProjectorSettings()))
+    except MetricsPortInUseError as error:  # a clear line, not a traceback
+        log.error("not starting: %s", error)
+        sys.exit(EXIT_STARTUP_ERROR)
 
 
 if __name__ == "__main__":

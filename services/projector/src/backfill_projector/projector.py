@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,11 +24,21 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backfill_bus import EVENTS_GROUP, Names, body_of, dead_letter, ensure_events_group
-from backfill_contracts import AnyEvent, JobEvent, WorkerHeartbeat, parse_event
+from backfill_bus.liveness import Liveness
+from backfill_bus.logs import correlation_id_var, job_id_var
+from backfill_contracts import (
+    AnyEvent,
+    ChunkCollected,
+    JobEvent,
+    JobSubmitted,
+    WorkerHeartbeat,
+    parse_event,
+)
 from backfill_contracts.errors import describe_validation_error
 from backfill_projector import store
 from backfill_projector.faults import Backoff, OutageLog, outage_of, pause
 from backfill_projector.fold import fold
+from backfill_projector.metrics import BatchTally, ProjectorMetrics
 from backfill_projector.rows import Changes
 
 log = logging.getLogger(__name__)
@@ -44,12 +55,16 @@ class Projector:
         names: Names,
         batch_size: int = 500,
         block_ms: int = 500,
+        metrics: ProjectorMetrics | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.engine = engine
         self.redis = redis
         self.names = names
         self.batch_size = batch_size
         self.block_ms = block_ms
+        self.metrics = metrics or ProjectorMetrics()
+        self.liveness = liveness or Liveness(None)
         self._read_pending_first = True
 
     @property
@@ -82,14 +97,18 @@ class Projector:
             else:
                 outages.recovered()
                 backoff.reset()
+                self.liveness.beat()  # a read of the log came back, empty or not
 
     async def step(self) -> int:
         """Read one batch (waiting up to block_ms), fold it, ack it; returns how many entries."""
         entries = await self._read()
         if not entries:
             return 0
+        began = time.monotonic()
+        tally = BatchTally()
         async with self.engine.begin() as conn:
-            await self.apply(conn, entries, dead_letter_invalid=True)
+            await self.apply(conn, entries, dead_letter_invalid=True, tally=tally)
+        self.metrics.committed(tally, time.monotonic() - began, self.stream)
         await self.redis.xack(self.stream, EVENTS_GROUP, *[entry_id for entry_id, _ in entries])
         return len(entries)
 
@@ -106,9 +125,17 @@ class Projector:
         return entries
 
     async def apply(
-        self, conn: AsyncConnection, entries: Sequence[Entry], *, dead_letter_invalid: bool
+        self,
+        conn: AsyncConnection,
+        entries: Sequence[Entry],
+        *,
+        dead_letter_invalid: bool,
+        tally: BatchTally | None = None,
     ) -> None:
-        """Fold entries into the tables within the caller's transaction, position included."""
+        """Fold entries into the tables within the caller's transaction, position included.
+
+        `tally`, when given, counts what was folded (for the metrics, once committed).
+        """
         position = await store.read_position(conn, self.stream)
         done = store.parse_entry_id(position) if position else (0, 0)
         events: list[tuple[str, AnyEvent]] = []
@@ -130,18 +157,32 @@ class Projector:
                         fields=fields,
                         reason=f"not a valid event: {describe_validation_error(error)}",
                     )
+                    if tally is not None:
+                        tally.dead_letters += 1
         if last_id is None or last_id == position:
             return
         changes = Changes()
         await store.load(conn, changes, *_touched(events))
-        for index, (entry_id, event) in enumerate(events):
-            fold(changes, entry_id, event)
-            if changes.cleanup_before is not None:
-                # In log order: the rows folded so far are written, the cleanup deletes, and
-                # the events after it fold onto what is left.
-                await store.save(conn, changes)
-                changes = Changes()
-                await store.load(conn, changes, *_touched(events[index + 1 :]))
+        # Log lines while folding a job's event name the job (and its request, when known).
+        # Set per event and reset once per batch: a context manager per event costs more.
+        job_token, correlation_token = job_id_var.set(None), correlation_id_var.set(None)
+        try:
+            for index, (entry_id, event) in enumerate(events):
+                _about(event)
+                fold(changes, entry_id, event)
+                if tally is not None:
+                    tally.events[event.type] += 1
+                    if isinstance(event, ChunkCollected):
+                        tally.bars[event.source] += len(event.bars)
+                if changes.cleanup_before is not None:
+                    # In log order: the rows folded so far are written, the cleanup deletes,
+                    # and the events after it fold onto what is left.
+                    await store.save(conn, changes)
+                    changes = Changes()
+                    await store.load(conn, changes, *_touched(events[index + 1 :]))
+        finally:
+            correlation_id_var.reset(correlation_token)
+            job_id_var.reset(job_token)
         await store.save(conn, changes)
         await store.write_position(conn, self.stream, last_id)
 
@@ -169,6 +210,17 @@ class Projector:
                 start = "(" + page[-1][0].decode()
         log.info("rebuilt projections from %d entries of %s", count, self.stream)
         return count
+
+
+def _about(event: AnyEvent) -> None:
+    """The job (and request) log lines name from here on: this event's, or none."""
+    if isinstance(event, JobEvent):
+        correlation = event.correlation_id if isinstance(event, JobSubmitted) else None
+        job_id_var.set(event.job_id)
+        correlation_id_var.set(correlation or event.job_id)
+    else:
+        job_id_var.set(None)
+        correlation_id_var.set(None)
 
 
 def _touched(events: Sequence[tuple[str, AnyEvent]]) -> tuple[set[str], set[str]]:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pydantic import Field
 
 from backfill_bus import RedisSettings, RetentionSettings
+from backfill_bus.liveness import LivenessSettings
+from backfill_bus.metrics import MetricsSettings
 from backfill_readmodel.settings import DatabaseSettings
 
 
-class ProjectorSettings(RedisSettings, DatabaseSettings, RetentionSettings):
+class ProjectorSettings(
+    RedisSettings, DatabaseSettings, RetentionSettings, LivenessSettings, MetricsSettings
+):
     projector_batch_size: int = Field(default=500, ge=1, le=10_000)
     projector_block_ms: int = Field(default=500, ge=1)
     # Maintenance: a cleanup request per period, and trimming of old stream entries.

@@ -24,7 +24,16 @@ SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9.^=_-]{1,32}")
 
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes (and bare dates) are UTC; aware ones are converted to UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Within hours of year 1 or 9999, the UTC instant falls outside what datetime holds
+        # (found by the API fuzz): the nearest end of the range stands in for it.
+        if value.year == 1:
+            return datetime.min.replace(tzinfo=UTC)
+        return datetime.max.replace(tzinfo=UTC)
 
 
 class BarRequest(BaseModel):

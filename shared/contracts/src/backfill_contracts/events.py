@@ -155,6 +155,8 @@ class JobWebhook(JobEvent):
     status_code: int | None = None
     tries: int = Field(ge=1)
     message: str = ""
+    # Which subscription this delivery was for (absent in events from before there were many).
+    subscription_id: str | None = None
 
 
 class CleanupRequested(Message):

@@ -141,7 +141,13 @@ class BarQuery:
 
 def bars_select(q: BarQuery) -> Select[Any]:
     query = select(
-        bars.c.ts, bars.c.open, bars.c.high, bars.c.low, bars.c.close, bars.c.volume
+        bars.c.ts,
+        bars.c.open,
+        bars.c.high,
+        bars.c.low,
+        bars.c.close,
+        bars.c.volume,
+        bars.c.adj_close,
     ).where(
         bars.c.source == q.source,
         bars.c.symbol == q.symbol,
@@ -165,14 +171,19 @@ def _duration_seconds(conn: AsyncConnection) -> ColumnElement[Any]:
     return func.extract("epoch", jobs.c.finished_at - jobs.c.started_at)
 
 
+async def job_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    """(source, status, jobs) for every pair that has jobs: one GROUP BY on the jobs table."""
+    query = select(jobs.c.source, jobs.c.status, func.count()).group_by(
+        jobs.c.source, jobs.c.status
+    )
+    return [(source, status, int(count)) for source, status, count in await conn.execute(query)]
+
+
 async def stats(conn: AsyncConnection) -> Stats:
     """Success rate counts succeeded against failed; cancelled jobs were a user's choice."""
     by_status: dict[str, int] = {}
     by_source: dict[str, dict[str, int]] = {}
-    query = select(jobs.c.source, jobs.c.status, func.count()).group_by(
-        jobs.c.source, jobs.c.status
-    )
-    for source, status, count in (await conn.execute(query)).all():
+    for source, status, count in await job_counts(conn):
         by_status[status] = by_status.get(status, 0) + count
         by_source.setdefault(source, {})[status] = count
     succeeded, failed = by_status.get("succeeded", 0), by_status.get("failed", 0)

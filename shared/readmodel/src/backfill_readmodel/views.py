@@ -79,6 +79,7 @@ class BarView(BaseModel):
     low: float
     close: float
     volume: float
+    adj_close: float | None = None  # where the source gives it (Yahoo)
 
 
 class WorkerView(BaseModel):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
-from typing import TypeVar
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
+from backfill_bus.logs import configure_logging
+from backfill_bus.metrics import MetricsPortInUseError
 from backfill_worker.settings import WorkerSettings
 from backfill_worker.source import Source
 from backfill_worker.worker import Worker
@@ -31,20 +34,17 @@ async def serve(settings: WorkerSettings, source: Source) -> None:
 S = TypeVar("S", bound=WorkerSettings)
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def run_worker(make_source: Callable[[], Source], service: str = "worker") -> None:
+    """`service` names the process in its log lines (e.g. `sim-worker`)."""
+    configure_logging(service)
+    _run(serve(WorkerSettings(), make_source()))
 
 
-def run_worker(make_source: Callable[[], Source]) -> None:
-    _configure_logging()
-    asyncio.run(serve(WorkerSettings(), make_source()))
-
-
-def run_worker_with_redis(settings: S, build_source: Callable[[S, Redis], Source]) -> None:
+def run_worker_with_redis(
+    settings: S, build_source: Callable[[S, Redis], Source], service: str = "worker"
+) -> None:
     """For a source that keeps state in Redis (a budget, leases): one client, closed at exit."""
-    _configure_logging()
+    configure_logging(service)
 
     async def main() -> None:
         redis = Redis.from_url(settings.redis_url)
@@ -53,4 +53,15 @@ def run_worker_with_redis(settings: S, build_source: Callable[[S, Redis], Source
         finally:
             await redis.aclose()
 
-    asyncio.run(main())
+    _run(main())
+
+
+EXIT_STARTUP_ERROR = 2
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(main)
+    except MetricsPortInUseError as error:  # a clear line, not a traceback
+        logging.getLogger("backfill_worker").error("not starting: %s", error)
+        sys.exit(EXIT_STARTUP_ERROR)

@@ -50,6 +50,7 @@ from backfill_worker.interrupts import (
     JobCancelledError,
     JobTimeLimitError,
 )
+from backfill_worker.metrics import WorkerMetrics
 from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.source import Fetched, FetchRequest, Plan, Source, SourceError
@@ -59,6 +60,13 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=JobEvent)
 T = TypeVar("T")
 _WAITS = frozenset({Outcome.RATE_LIMITED, Outcome.PACING})
+# The events that end a job on this worker, as the status the metrics count it under.
+_ENDINGS: dict[type[JobEvent], str] = {
+    JobSucceeded: "succeeded",
+    JobFailed: "failed",
+    JobCancelled: "cancelled",
+    JobHandedBack: "handed_back",
+}
 
 
 class RunResult(Enum):
@@ -100,6 +108,7 @@ class JobRunner:
         cancels: CancelScanner,
         stopping: asyncio.Event,
         limits: Limits | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.source = source
         self.redis = redis
@@ -110,6 +119,7 @@ class JobRunner:
         self.cancels = cancels
         self.stopping = stopping
         self.limits = limits or Limits()
+        self.metrics = metrics or WorkerMetrics(source.name)
 
     async def run(self, job: CollectBars, held: Held) -> RunResult:
         recorded_now = await self._record_submission_if_unknown(job)
@@ -141,6 +151,7 @@ class JobRunner:
             await self._emit(JobHandedBack, job, worker_id=self.worker_id, reason="worker stopping")
             return RunResult.HANDED_BACK
         except ClaimLostError:
+            self.metrics.job_finished("lost")
             return RunResult.LOST
         return RunResult.FINISHED
 
@@ -171,6 +182,7 @@ class JobRunner:
                 include={"source", "symbol", "bar_size", "start", "end", "options", "time_limit_s"}
             ),
             idempotency_key=job.idempotency_key,
+            correlation_id=job.correlation_id,
         )
         return True
 
@@ -223,6 +235,7 @@ class JobRunner:
         counted = 0
         while True:
             try_number += 1
+            began = time.monotonic()
             try:
                 request = FetchRequest(job, chunk, try_number)
                 result = await self._watched(
@@ -231,8 +244,12 @@ class JobRunner:
                     chunk.index,
                     self.limits.request_timeout_s,
                 )
-                return result if isinstance(result, Fetched) else Fetched(result)
+                fetched = result if isinstance(result, Fetched) else Fetched(result)
+                outcome = "ok" if len(fetched.bars) else Outcome.NO_DATA.value
+                self.metrics.chunk_fetched(outcome, time.monotonic() - began)
+                return fetched
             except SourceError as error:
+                self.metrics.chunk_fetched(error.outcome.value, time.monotonic() - began)
                 if error.outcome not in _WAITS:
                     counted += 1
                 will_retry = error.outcome.is_transient and counted < self.retry.max_tries
@@ -323,7 +340,12 @@ class JobRunner:
                 event_type, job_id=job.job_id, attempt=job.attempt, **fields
             )
 
-        return await retry_on_disconnect(emit, f"emitting {event_type.__name__}")
+        event = await retry_on_disconnect(emit, f"emitting {event_type.__name__}")
+        if event_type is JobStarted:
+            self.metrics.jobs_started.inc()
+        elif (status := _ENDINGS.get(event_type)) is not None:
+            self.metrics.job_finished(status)
+        return event
 
     async def _redis(self, operation: Any, what: str) -> Any:
         return await retry_on_disconnect(operation, what)
@@ -349,9 +371,12 @@ class _Watch:
         self.timeout = timeout
         self.give_up = math.inf if timeout is None else time.monotonic() + timeout
         self.waits = 0
+        # The waits under way, innermost last: (outcome, when it began), for the metrics.
+        self._begun: list[tuple[Outcome, float]] = []
 
     async def started(self, outcome: Outcome, message: str, until: float | None) -> None:
         self.waits += 1
+        self._begun.append((outcome, time.monotonic()))
         announce = self.runner.limits.announce_wait_s
         if until is None or until - time.time() >= announce:
             await self.runner._emit(
@@ -365,6 +390,9 @@ class _Watch:
 
     def ended(self) -> None:
         self.waits -= 1
+        if self._begun:
+            outcome, began = self._begun.pop()
+            self.runner.metrics.waited(outcome.value, time.monotonic() - began)
         if self.timeout is not None:
             self.give_up = time.monotonic() + self.timeout
 

@@ -8,6 +8,8 @@ import socket
 from pydantic import Field
 
 from backfill_bus import RedisSettings
+from backfill_bus.liveness import LivenessSettings
+from backfill_bus.metrics import MetricsSettings
 
 
 def default_worker_id() -> str:
@@ -15,7 +17,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class WorkerSettings(RedisSettings):
+class WorkerSettings(RedisSettings, LivenessSettings, MetricsSettings):
     worker_id: str = Field(default_factory=default_worker_id)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     poll_interval_ms: int = Field(default=500, ge=10)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from faststream import AckPolicy
@@ -27,17 +28,22 @@ from redis.asyncio import Redis
 from backfill_bus import (
     EventLog,
     Names,
+    claim_for_command,
     dead_letter,
     ensure_command_group,
     ensure_events_group,
     request_cancel,
 )
+from backfill_bus.liveness import Liveness
+from backfill_bus.logs import job_context
+from backfill_bus.metrics import MetricsServer, StreamsCollector, refresh_errors
 from backfill_contracts import CancelJob, CollectBars, JobFailed, Outcome, parse_command
 from backfill_contracts.errors import describe_validation_error
 from backfill_worker.cancel_scanner import CancelScanner
 from backfill_worker.claims import ClaimKeeper, Held
 from backfill_worker.envelope import command_body
 from backfill_worker.heartbeat import Heartbeat
+from backfill_worker.metrics import WorkerMetrics
 from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.runner import JobRunner, Limits, RunResult
@@ -56,15 +62,33 @@ class Worker:
         self.names = Names(settings.redis_namespace)
         self.redis: Redis = Redis.from_url(settings.redis_url)
         self.events = EventLog(self.redis, self.names, producer=settings.worker_id)
+        self.liveness = Liveness(settings.liveness_file)
         self.heartbeat = Heartbeat(
             self.events,
             settings.worker_id,
             source.name,
             settings.heartbeat_interval_s,
             source.status if isinstance(source, ReportsStatus) else None,
+            on_beat=self._alive,
         )
         self.stopping = asyncio.Event()
         self.slot = asyncio.Lock()  # one job at a time per worker process
+        self.metrics = WorkerMetrics(source.name)
+        # Scraped with the worker: its own command stream's backlog, and the dead letters.
+        self.stream_metrics = StreamsCollector(
+            self.redis,
+            [(self.command_stream, f"{source.name} commands"), (self.names.dlq, "dead letters")],
+            self.metrics.registry,
+            refresh_errors(self.metrics.registry),
+        )
+        self.metrics_server: MetricsServer | None = None
+        if settings.metrics_port:
+            self.metrics_server = MetricsServer(
+                self.metrics.registry,
+                [self.stream_metrics],
+                settings.metrics_host,
+                settings.metrics_port,
+            )
         self.claims = ClaimKeeper(
             self.redis,
             self.command_stream,
@@ -89,6 +113,7 @@ class Worker:
                 settings.cancel_poll_interval_s,
                 settings.announce_wait_s,
             ),
+            self.metrics,
         )
         self.broker = self._build_broker()
         self._claimer: asyncio.Task[None] | None = None
@@ -116,9 +141,12 @@ class Worker:
             description=f"Jobs for the {self.source.name} source: CollectBars and CancelJob.",
         )
         subscriber(self.handle)
+        self._subscriber = subscriber
         return broker
 
     async def start(self) -> None:
+        if self.metrics_server is not None:  # first: a taken port fails before any work
+            await self.metrics_server.start()
         # Groups at the start of the stream, so commands sent before any worker ran are not lost.
         await ensure_command_group(self.redis, self.names, self.source.name)
         await ensure_events_group(self.redis, self.names)
@@ -153,7 +181,18 @@ class Worker:
             await self.source.stop()
         await self.heartbeat.stop()
         await self.heartbeat.set("stopped")
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.redis.aclose()
+
+    def consuming(self) -> bool:
+        """Whether the command subscriber still reads: FastStream can stop one silently."""
+        sub = self._subscriber
+        return sub.running and not any(task.done() for task in sub.tasks)
+
+    def _alive(self) -> None:
+        if self.consuming():
+            self.liveness.beat()
 
     async def handle(self, msg: RedisStreamMessage) -> None:
         raw: Any = msg.raw_message
@@ -226,17 +265,66 @@ class Worker:
             reason = f"command for source {command.source!r} on {self.command_stream}"
             await self._dead_letter(entry_id, fields, reason)
             return
+        if await self._repeats_another_job(entry_id, fields, command):
+            return
         if self.stopping.is_set():
             await self.claims.hand_back(entry_id)
             return
         await self._run(entry_id, command, held)
 
+    async def _repeats_another_job(
+        self, entry_id: str, fields: dict[bytes, bytes], command: CollectBars
+    ) -> bool:
+        """A command whose idempotency key names another job is not run: it goes to the dlq.
+
+        Commands from the API claimed their key when they were published; one published straight
+        onto the stream claims it here, when a worker first takes it.
+        """
+        if command.idempotency_key is None:
+            return False
+        claim = await retry_on_disconnect(
+            partial(
+                claim_for_command,
+                self.redis,
+                self.names,
+                command,
+                self.settings.idempotency_ttl_s,
+            ),
+            "claiming the idempotency key",
+        )
+        if claim.job_id == command.job_id:
+            return False
+        reason = (
+            f"idempotency key {command.idempotency_key!r} already names job {claim.job_id}; "
+            f"job {command.job_id} was not run"
+        )
+        await self._dead_letter(entry_id, fields, reason)
+        return True
+
     async def _run(self, entry_id: str, command: CollectBars, held: Held) -> None:
+        # Every log line of the job, the source's included, names it and the request behind it.
+        with job_context(command.job_id, command.correlation_id or command.job_id):
+            await self._run_job(entry_id, command, held)
+
+    async def _run_job(self, entry_id: str, command: CollectBars, held: Held) -> None:
+        log.info(
+            "running job %s: %s %s %s from %s to %s (attempt %d)",
+            command.job_id,
+            command.source,
+            command.symbol,
+            command.bar_size.value,
+            command.start.isoformat(),
+            command.end.isoformat(),
+            command.attempt,
+        )
         await self.heartbeat.set("busy", command.job_id)
+        self.metrics.busy.set(1)
         try:
             result = await self.runner.run(command, held)
         finally:
+            self.metrics.busy.set(0)
             await self.heartbeat.set("stopping" if self.stopping.is_set() else "idle")
+        log.info("job %s left this worker: %s", command.job_id, result.value)
         if result is RunResult.FINISHED:
             await self.claims.ack(entry_id)
         elif result is RunResult.HANDED_BACK:
@@ -272,6 +360,7 @@ class Worker:
                 outcome=Outcome.DEAD_LETTERED,
                 message=reason,
             )
+            self.metrics.job_finished("failed")
         await self.claims.ack(entry_id)
 
     async def _dead_letter(
@@ -285,5 +374,6 @@ class Worker:
             fields=fields,
             reason=reason,
         )
+        self.metrics.dead_letters.labels(self.command_stream).inc()
         if ack:
             await self.claims.ack(entry_id)

@@ -1,21 +1,47 @@
-"""Collected bars, as JSON or CSV."""
+"""Collected bars as JSON, CSV or Parquet, streamed batch by batch for ranges of any size.
+
+Every format has the same canonical columns in the same order, whatever the source: ts, open,
+high, low, close, volume, adj_close (only Yahoo fills it). The request is checked and the first
+batch read before the response starts, so bad input is a plain 422 and a database outage a
+plain error; after that, memory holds one batch at a time.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from backfill_api.dependencies import ConnectionDep
-from backfill_contracts import BarSize, as_utc
+from backfill_api.bar_formats import MEDIA_TYPES, BarEncoder, Format, Series, encoder_for
+from backfill_api.dependencies import ServicesDep
+from backfill_contracts import SYMBOL_PATTERN, BarSize, as_utc, known_sources
 from backfill_readmodel import queries
-from backfill_readmodel.views import BarView
+from backfill_readmodel.bar_batches import BarRow, bar_batches
 
 router = APIRouter(tags=["bars"])
+
+PRICE_TYPE = r"^[a-z_]{1,32}$"
+_ACCEPTED = {
+    "text/csv": "csv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+}
+
+
+class BarOut(BaseModel):
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    adj_close: float | None
 
 
 class BarsResponse(BaseModel):
@@ -23,47 +49,94 @@ class BarsResponse(BaseModel):
     symbol: str
     bar_size: str
     price_type: str
+    bars: list[BarOut]
     count: int
-    bars: list[BarView]
 
 
-@router.get("/bars", response_model=BarsResponse)
+_FILES = {
+    "description": "The same bars as CSV (a header, then one bar per line) or as Parquet "
+    "(ts as timestamp[us, UTC], one row group per batch, the series in key-value metadata).",
+    "content": {
+        MEDIA_TYPES["csv"]: {"schema": {"type": "string"}},
+        MEDIA_TYPES["parquet"]: {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+@router.get("/bars", response_model=BarsResponse, responses={200: _FILES})
 async def get_bars(
-    conn: ConnectionDep,
+    services: ServicesDep,
     source: str,
     symbol: str,
     bar_size: BarSize,
     start: datetime | None = Query(default=None, description="inclusive; naive means UTC"),
     end: datetime | None = Query(default=None, description="exclusive; naive means UTC"),
-    price_type: str = "trades",
-    format: Literal["json", "csv"] = "json",
-) -> BarsResponse | Response:
-    """Bars ordered by time (`ts` is the bar's open time, UTC)."""
-    query = queries.BarQuery(
-        source=source,
-        symbol=symbol,
-        bar_size=bar_size.value,
-        price_type=price_type,
-        start=None if start is None else as_utc(start),
-        end=None if end is None else as_utc(end),
-    )
-    rows = await queries.bars_of(conn, query)
-    if format == "csv":
-        return Response(_csv(rows), media_type="text/csv")
-    return BarsResponse(
-        source=source,
-        symbol=symbol,
-        bar_size=bar_size.value,
-        price_type=price_type,
-        count=len(rows),
-        bars=rows,
+    price_type: Annotated[str, Query(pattern=PRICE_TYPE)] = "trades",
+    format: Format | None = Query(
+        default=None, description="json (default), csv or parquet; absent: from `Accept`"
+    ),
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> StreamingResponse:
+    """Bars ordered by time (`ts` is the bar's open time, UTC), streamed."""
+    if source not in known_sources():
+        raise _invalid("source", f"unknown source; known sources: {known_sources()}")
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise _invalid("symbol", "symbol must be 1 to 32 characters of A-Z a-z 0-9 . ^ = _ -")
+    first_ts = None if start is None else as_utc(start)
+    last_ts = None if end is None else as_utc(end)
+    if first_ts is not None and last_ts is not None and first_ts >= last_ts:
+        raise _invalid("end", "start must be before end (start is inclusive, end exclusive)")
+    chosen: Format = format or _from_accept(accept)
+    series = Series(source, symbol, bar_size.value, price_type)
+    query = queries.BarQuery(source, symbol, bar_size.value, price_type, first_ts, last_ts)
+    batches = aiter(bar_batches(services.engine, query, services.settings.bars_batch_size))
+    first = await anext(batches, None)
+    headers = {}
+    if chosen != "json":
+        headers["Content-Disposition"] = f'attachment; filename="{_file_name(series, chosen)}"'
+    return StreamingResponse(
+        _stream(encoder_for(chosen, series), first, batches),
+        media_type=MEDIA_TYPES[chosen],
+        headers=headers,
     )
 
 
-def _csv(rows: list[BarView]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["ts", "open", "high", "low", "close", "volume"])
-    for bar in rows:
-        writer.writerow([bar.ts.isoformat(), bar.open, bar.high, bar.low, bar.close, bar.volume])
-    return out.getvalue()
+async def _stream(
+    encoder: BarEncoder, first: Sequence[BarRow] | None, rest: AsyncIterator[Sequence[BarRow]]
+) -> AsyncIterator[bytes]:
+    yield encoder.head()
+    count = 0
+    if first is not None:
+        count += len(first)
+        yield await _encoded(encoder, first)
+        async for rows in rest:
+            count += len(rows)
+            yield await _encoded(encoder, rows)
+    yield encoder.tail(count)
+
+
+async def _encoded(encoder: BarEncoder, rows: Sequence[BarRow]) -> bytes:
+    if encoder.offload:
+        return await asyncio.to_thread(encoder.batch, rows)
+    return encoder.batch(rows)
+
+
+def _from_accept(accept: str | None) -> Format:
+    for part in (accept or "").split(","):
+        found = _ACCEPTED.get(part.split(";")[0].strip().lower())
+        if found == "csv":
+            return "csv"
+        if found == "parquet":
+            return "parquet"
+    return "json"
+
+
+def _file_name(series: Series, format: Format) -> str:
+    name = f"{series.source}-{series.symbol}-{series.bar_size}-{series.price_type}.{format}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def _invalid(field: str, message: str) -> HTTPException:
+    """422 in the shape request validation uses, so clients read one kind of error."""
+    detail = [{"loc": ["query", field], "msg": message, "type": "value_error"}]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)

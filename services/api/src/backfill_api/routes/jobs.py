@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from backfill_api.dependencies import ConnectionDep, ServicesDep
+from backfill_bus import IdempotencyConflictError
 from backfill_contracts import BarRequest, as_utc
 from backfill_readmodel import queries
 from backfill_readmodel.views import ChunkView, JobEventView, JobPage, JobView
@@ -35,10 +36,23 @@ class JobRequest(BarRequest):
         },
     )
 
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Same as the Idempotency-Key header (which is preferred); both must agree.",
+    )
+
 
 class Accepted(BaseModel):
     job_id: str
-    status: Literal["queued"] = "queued"
+    status: str = Field(
+        default="queued",
+        description="`queued` for a new job; on a replay, the job's status now.",
+    )
+    replayed: bool = Field(
+        default=False, description="True when the idempotency key already named this job."
+    )
 
 
 class CancelAccepted(BaseModel):
@@ -58,11 +72,78 @@ async def _with_notices(conn: ConnectionDep, services: ServicesDep, page: JobPag
     )
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
-async def submit_job(request: JobRequest, services: ServicesDep) -> Accepted:
-    """Accept a job: it is on the durable log as queued before this answers."""
-    command = await services.commands.submit(BarRequest(**request.model_dump()))
-    return Accepted(job_id=command.job_id)
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="A repeat with the same key returns the job it named (200) instead of "
+        "creating another; with a different request it is refused (422).",
+    ),
+]
+CorrelationIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Correlation-ID",
+        min_length=1,
+        max_length=200,
+        description="Kept on the job's command and submitted event, to follow it in logs.",
+    ),
+]
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={
+        200: {"model": Accepted, "description": "A replay: the idempotency key named this job"},
+        422: {"description": "Invalid request, or an idempotency key used for another request"},
+    },
+)
+async def submit_job(
+    request: JobRequest,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+    correlation_id: CorrelationIdHeader = None,
+) -> Accepted:
+    """Accept a job: it is on the durable log as queued before this answers.
+
+    With an idempotency key (the `Idempotency-Key` header or the `idempotency_key` field) that
+    already names a job, nothing new is created: 200 with that job, `replayed: true` and the
+    header `Idempotent-Replayed: true`.
+    """
+    key = _one_key(idempotency_key, request.idempotency_key)
+    try:
+        submission = await services.commands.submit(
+            BarRequest(**request.model_dump(exclude={"idempotency_key"})),
+            idempotency_key=key,
+            correlation_id=correlation_id,
+        )
+    except IdempotencyConflictError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+    if not submission.replayed:
+        return Accepted(job_id=submission.job_id)
+    response.status_code = status.HTTP_200_OK
+    response.headers[REPLAYED_HEADER] = "true"
+    async with services.engine.connect() as conn:
+        job = await queries.get_job(conn, submission.job_id)
+    # Not projected yet: it is on the log as queued, so that is its status.
+    return Accepted(
+        job_id=submission.job_id, status="queued" if job is None else job.status, replayed=True
+    )
+
+
+def _one_key(header: str | None, field: str | None) -> str | None:
+    if header is not None and field is not None and header != field:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "the Idempotency-Key header and the idempotency_key field differ; send one of them",
+        )
+    return header if header is not None else field
 
 
 @router.get("", response_model=JobPage)
