@@ -257,6 +257,7 @@ def test_job_event_rows() -> None:
                 "start": "2024-01-01T00:00:00Z", "end": "2024-01-04T00:00:00Z",
                 "options": {"latency_ms": 0, "fail_every": 0}, "idempotency_key": "key-1",
                 "time_limit_s": None,
+                "correlation_id": None,
             },
         },
         {

@@ -13,7 +13,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.asyncio import Redis
 
 from backfill_bus import Names
-from backfill_bus.metrics import MetricsServer, StreamsCollector, new_registry, refresh_errors
+from backfill_bus.metrics import (
+    MetricsServer,
+    StreamsCollector,
+    dead_letters,
+    new_registry,
+    refresh_errors,
+)
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -49,12 +55,7 @@ class ProjectorMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
-        self.dead_letters = Counter(
-            "backfill_dead_letters",
-            "Entries this process sent to the dlq, by the stream they came from",
-            ["stream"],
-            registry=r,
-        )
+        self.dead_letters = dead_letters(r)
         self.refresh_errors = refresh_errors(r)
 
     def committed(self, tally: BatchTally, seconds: float, stream: str) -> None:

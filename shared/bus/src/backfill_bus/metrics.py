@@ -75,6 +75,16 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+def dead_letters(registry: CollectorRegistry) -> Counter:
+    """One definition for every process that dead-letters (workers, projector): one series."""
+    return Counter(
+        "backfill_dead_letters",
+        "Entries this process sent to the dlq, by the stream they came from",
+        ["stream"],
+        registry=registry,
+    )
+
+
 def refresh_errors(registry: CollectorRegistry) -> Counter:
     return Counter(
         "backfill_metrics_refresh_errors",

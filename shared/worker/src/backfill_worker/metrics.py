@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from backfill_bus.metrics import new_registry
+from backfill_bus.metrics import dead_letters, new_registry
 
 # From a fast local source (sim, ~10 ms) to a slow paced one (IBKR, minutes with its waits).
 CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -50,12 +50,7 @@ class WorkerMetrics:
             buckets=WAIT_BUCKETS,
             registry=r,
         )
-        self.dead_letters = Counter(
-            "backfill_dead_letters",
-            "Entries this process sent to the dlq, by the stream they came from",
-            ["stream"],
-            registry=r,
-        )
+        self.dead_letters = dead_letters(r)
         self.busy = Gauge(
             "backfill_worker_busy", "1 while the worker runs a job", ["source"], registry=r
         ).labels(source)
