@@ -41,6 +41,7 @@ from tests.support.compose import (
     read_env_file,
     service_environment,
 )
+from tests.support.databases import drop_database
 from tests.support.servers import RedisServer, free_port, postgres_admin_url, postgres_required
 
 pytestmark = pytest.mark.timeout(600)
@@ -250,7 +251,7 @@ def compose_database() -> Iterator[dict[str, str]]:
             "port": str(url.port or 5432),
         }
     finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(dsn, name))
 
 
 def test_compose_services_run_a_sim_job_as_local_processes(

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from tests.support.fake_yahoo.fake import FakeYahoo
-from tests.support.servers import free_port
+from tests.support.servers import free_port, free_port_run
 
 QUARTER = {"source": "sim", "symbol": "AAPL", "start": "2024-01-01", "end": "2024-04-01"}
 
@@ -31,11 +31,11 @@ async def dev_stack(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Run `backfill dev` until the block ends, then stop it with Ctrl-C (SIGINT).
 
-    The metrics ports start at `metrics_base` (default: a free port, not the fixed 9101, so
-    stacks of concurrent test runs do not collide).
+    The metrics ports start at `metrics_base` (default: four free ports in a row, not the
+    fixed 9101, so stacks of concurrent test runs do not collide).
     """
     api_port, ui_port = free_port(), free_port()
-    metrics_base = metrics_base or free_port()
+    metrics_base = metrics_base or free_port_run(4)
     env = {
         **os.environ,
         "BACKFILL_DEV_REDIS_PORT": str(free_port()),
@@ -65,7 +65,8 @@ async def dev_stack(
             client.headers["Authorization"] = f"Bearer {token}"
             yield client
     finally:
-        process.send_signal(signal.SIGINT)
+        if process.returncode is None:  # an early exit is already reported above
+            process.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(process.wait(), timeout=30)
         output = await _tail(log_path)
         assert code == 0, output
@@ -147,7 +148,7 @@ async def _scraped(url: str, sample: str, expected: float) -> None:
 
 async def test_the_readme_run_command_end_to_end(tmp_path: Path, database_url: str) -> None:
     state_dir = tmp_path / "state"
-    metrics = free_port()
+    metrics = free_port_run(4)
     async with dev_stack(state_dir, database_url, metrics_base=metrics) as api:
         minute = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1m"})).json()
         daily = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1d"})).json()

@@ -60,11 +60,33 @@ class PostgresDatabases:
 
     async def drop(self, url: str) -> None:
         name = make_url(url).database
-        await self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(_dsn(self.admin_url), str(name))
 
     async def drop_template(self) -> None:
         if self._template_ready:
             await self._execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+
+
+async def drop_database(admin_dsn: str, name: str, tries: int = 10) -> None:
+    """DROP DATABASE, ending the test's leftover connections.
+
+    FORCE may not end a backend of another role, such as an autovacuum worker that started on
+    the test's many rows (a CI role without pg_signal_backend); a plain DROP cancels autovacuum
+    itself, so that is the retry, until the worker has gone.
+    """
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for attempt in range(tries):
+            force = " WITH (FORCE)" if attempt == 0 else ""
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
+                return
+            except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
 
 
 async def migrated_engine(url: str, *, migrate: bool) -> AsyncEngine:

