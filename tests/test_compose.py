@@ -86,13 +86,17 @@ def _settings_fields(package: str) -> set[str]:
     return fields
 
 
-def test_compose_file_validates_against_the_compose_specification() -> None:
-    result = subprocess.run(
-        [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", COMPOSE_FILE],
+def _check_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", path],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_compose_file_validates_against_the_compose_specification() -> None:
+    result = _check_compose_schema(COMPOSE_FILE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -102,12 +106,7 @@ def test_the_interpolated_model_validates_too(model: dict[str, Any], tmp_path: P
 
     rendered = tmp_path / "compose.rendered.yaml"
     rendered.write_text(yaml.safe_dump(model))
-    result = subprocess.run(
-        [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", rendered],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _check_compose_schema(rendered)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -115,12 +114,7 @@ def test_the_schema_check_catches_a_wrong_key(tmp_path: Path) -> None:
     """The validator is not a rubber stamp: a misspelt key fails it."""
     broken = tmp_path / "compose.yaml"
     broken.write_text(COMPOSE_FILE.read_text().replace("  init: true", "  inti: true", 1))
-    result = subprocess.run(
-        [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", broken],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _check_compose_schema(broken)
     assert result.returncode != 0
     assert "inti" in result.stdout
 

@@ -15,6 +15,7 @@ What stands in for the engine, and only that:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
@@ -41,7 +41,7 @@ from tests.support.compose import (
     read_env_file,
     service_environment,
 )
-from tests.support.databases import drop_database
+from tests.support.databases import asyncpg_dsn, drop_database, execute_sql
 from tests.support.servers import RedisServer, free_port, postgres_admin_url, postgres_required
 
 pytestmark = pytest.mark.timeout(600)
@@ -231,18 +231,8 @@ def compose_database() -> Iterator[dict[str, str]]:
         pytest.skip("compose's stack runs on PostgreSQL: set BACKFILL_TEST_POSTGRES_URL")
     url = make_url(admin)
     name = f"backfill_compose_{secrets.token_hex(6)}"
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    import asyncio
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    dsn = asyncpg_dsn(admin)
+    asyncio.run(execute_sql(dsn, f'CREATE DATABASE "{name}"'))
     try:
         yield {
             "POSTGRES_USER": url.username or "",

@@ -7,7 +7,6 @@ and records each delivery as its own `job.webhook` event. A secret is never show
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -16,10 +15,9 @@ from typing import Any
 import pytest
 
 from backfill_bus import read_webhooks, signature_matches
-from backfill_projector.webhooks import WebhookNotifier
 from tests.support.http_receiver import HttpReceiver
-from tests.support.stack import Stack, running_stack, wait_until
-from tests.test_webhooks import notifier_idle
+from tests.support.stack import Stack, wait_until
+from tests.support.webhooks import notifier_idle, notifying_stack
 
 JOB = {
     "source": "sim",
@@ -36,17 +34,8 @@ TRIES = 3
 
 @pytest.fixture
 async def stack(redis_url: str, database_url: str, namespace: str) -> AsyncIterator[Stack]:
-    async with running_stack(redis_url, database_url, namespace) as stack:
-        notifier = WebhookNotifier(
-            stack.engine, stack.redis, stack.names, "test-notifier", max_tries=TRIES,
-            retry_base_s=0.05, block_ms=50,
-        )  # fmt: skip
-        stop = asyncio.Event()
-        task = asyncio.create_task(notifier.run(stop))
+    async with notifying_stack(redis_url, database_url, namespace, max_tries=TRIES) as stack:
         yield stack
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(task, timeout=5)
 
 
 @contextlib.asynccontextmanager

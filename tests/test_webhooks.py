@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,9 +9,9 @@ from typing import Any
 import pytest
 
 from backfill_bus import signature_matches, write_console_webhook
-from backfill_projector.webhooks import WebhookNotifier
 from tests.support.http_receiver import HttpReceiver
-from tests.support.stack import Stack, running_stack, wait_until
+from tests.support.stack import Stack, wait_until
+from tests.support.webhooks import notifier_idle, notifying_stack
 
 JOB = {"source": "sim", "symbol": "AAPL", "bar_size": "1d", "start": "2024-01-01"}
 SECRET = "s3cret"
@@ -21,17 +19,8 @@ SECRET = "s3cret"
 
 @pytest.fixture
 async def stack(redis_url: str, database_url: str, namespace: str) -> AsyncIterator[Stack]:
-    async with running_stack(redis_url, database_url, namespace) as stack:
-        notifier = WebhookNotifier(
-            stack.engine, stack.redis, stack.names, "test-notifier", max_tries=3,
-            retry_base_s=0.05, block_ms=50,
-        )  # fmt: skip
-        stop = asyncio.Event()
-        task = asyncio.create_task(notifier.run(stop))
+    async with notifying_stack(redis_url, database_url, namespace, max_tries=3) as stack:
         yield stack
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(task, timeout=5)
 
 
 @pytest.fixture
@@ -44,16 +33,6 @@ async def receiver() -> AsyncIterator[HttpReceiver]:
 async def webhook_events(stack: Stack, job_id: str) -> list[dict[str, Any]]:
     events = (await stack.api.get(f"/api/v1/jobs/{job_id}/events")).json()
     return [e["data"] for e in events if e["type"] == "job.webhook"]
-
-
-async def notifier_idle(stack: Stack) -> bool:
-    """The notifier has read and acked everything on the log: nothing more is on its way."""
-    stream = await stack.redis.xinfo_stream(stack.names.events)
-    for group in await stack.redis.xinfo_groups(stack.names.events):
-        if group["name"] in (b"webhooks", "webhooks"):
-            caught_up = group["last-delivered-id"] == stream["last-generated-id"]
-            return bool(caught_up and group["pending"] == 0)
-    return False
 
 
 async def test_a_finished_job_is_posted_signed_and_recorded(

@@ -13,7 +13,8 @@ from backfill_readmodel.engine import create_engine
 from backfill_readmodel.migrate import upgrade
 
 
-def _dsn(url: str, database: str | None = None) -> str:
+def asyncpg_dsn(url: str, database: str | None = None) -> str:
+    """The SQLAlchemy URL as asyncpg takes it (password kept), optionally on another database."""
     parsed = make_url(url).set(drivername="postgresql")
     if database is not None:
         parsed = parsed.set(database=database)
@@ -31,11 +32,7 @@ class PostgresDatabases:
         self._lock = asyncio.Lock()
 
     async def _execute(self, sql: str) -> None:
-        conn = await asyncpg.connect(_dsn(self.admin_url))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
+        await execute_sql(asyncpg_dsn(self.admin_url), sql)
 
     async def _prepare_template(self) -> None:
         async with self._lock:
@@ -60,11 +57,19 @@ class PostgresDatabases:
 
     async def drop(self, url: str) -> None:
         name = make_url(url).database
-        await drop_database(_dsn(self.admin_url), str(name))
+        await drop_database(asyncpg_dsn(self.admin_url), str(name))
 
     async def drop_template(self) -> None:
         if self._template_ready:
-            await self._execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+            await drop_database(asyncpg_dsn(self.admin_url), self.template)
+
+
+async def execute_sql(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 async def drop_database(admin_dsn: str, name: str, tries: int = 10) -> None:

@@ -23,6 +23,7 @@ from backfill_api.dependencies import ServicesDep
 from backfill_contracts import SYMBOL_PATTERN, BarSize, as_utc, known_sources
 from backfill_readmodel import queries
 from backfill_readmodel.bar_batches import BarRow, bar_batches
+from backfill_readmodel.views import BarView
 
 router = APIRouter(tags=["bars"])
 
@@ -34,22 +35,12 @@ _ACCEPTED = {
 }
 
 
-class BarOut(BaseModel):
-    ts: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    adj_close: float | None
-
-
 class BarsResponse(BaseModel):
     source: str
     symbol: str
     bar_size: str
     price_type: str
-    bars: list[BarOut]
+    bars: list[BarView]  # documents the streamed body; rows are encoded by bar_formats
     count: int
 
 
