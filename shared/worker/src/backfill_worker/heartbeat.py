@@ -27,6 +27,7 @@ class Heartbeat:
         interval_s: float,
         info: Callable[[], dict[str, Any]] | None = None,
         on_beat: Callable[[], None] | None = None,
+        healthy: Callable[[], bool] | None = None,
     ) -> None:
         self.events = events
         self.worker_id = worker_id
@@ -34,6 +35,9 @@ class Heartbeat:
         self.interval_s = interval_s
         self.info = info
         self.on_beat = on_beat  # after each timed beat that reached Redis
+        # Timed beats are skipped while this says no: a worker that cannot take work must not
+        # look alive. State changes (`set`) are still announced.
+        self.healthy = healthy
         self.started_at: datetime = utc_now()
         self.state: WorkerState = "starting"
         self.current_job: str | None = None
@@ -80,6 +84,8 @@ class Heartbeat:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
                 return
+            if self.healthy is not None and not self.healthy():
+                continue
             try:
                 await self.beat()
             except Exception:  # a missed beat must not kill the worker; the next one may pass

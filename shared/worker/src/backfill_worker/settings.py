@@ -32,3 +32,6 @@ class WorkerSettings(RedisSettings, LivenessSettings, MetricsSettings):
     request_timeout_s: float = Field(default=60.0, gt=0)
     announce_wait_s: float = Field(default=1.0, ge=0)
     shutdown_grace_s: float = Field(default=8.0, gt=0)
+    # How long a worker lives on once its command subscriber stopped (FastStream stops one for
+    # good when its group is deleted): then it exits non-zero, and its supervisor restarts it.
+    subscriber_lost_grace_s: float = Field(default=15.0, gt=0)

@@ -69,7 +69,8 @@ class Worker:
             source.name,
             settings.heartbeat_interval_s,
             source.status if isinstance(source, ReportsStatus) else None,
-            on_beat=self._alive,
+            on_beat=self.liveness.beat,
+            healthy=self.consuming,
         )
         self.stopping = asyncio.Event()
         self.slot = asyncio.Lock()  # one job at a time per worker process
@@ -190,9 +191,30 @@ class Worker:
         sub = self._subscriber
         return sub.running and not any(task.done() for task in sub.tasks)
 
-    def _alive(self) -> None:
-        if self.consuming():
-            self.liveness.beat()
+    async def until_subscriber_lost(self) -> None:
+        """Return once the command subscriber has not consumed for `subscriber_lost_grace_s`.
+
+        FastStream stops a group subscriber for good (its group was deleted, say) while the
+        process and the broker's ping live on, and only a new process subscribes again: the
+        caller stops this worker and exits non-zero, so its supervisor restarts it.
+        """
+        grace = self.settings.subscriber_lost_grace_s
+        lost_since: float | None = None
+        while True:
+            await asyncio.sleep(min(1.0, grace / 4))
+            if self.consuming():
+                lost_since = None
+                continue
+            now = time.monotonic()
+            if lost_since is None:
+                lost_since = now
+                log.warning(
+                    "the subscriber of %s stopped consuming; exiting in %g s unless it recovers",
+                    self.command_stream,
+                    grace,
+                )
+            elif now - lost_since >= grace:
+                return
 
     async def handle(self, msg: RedisStreamMessage) -> None:
         raw: Any = msg.raw_message
