@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -233,6 +234,21 @@ def test_dependencies_wait_for_healthy_or_completed(model: dict[str, Any]) -> No
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
+
+
+def test_postgres_is_healthy_once_it_accepts_tcp(model: dict[str, Any]) -> None:
+    """Over the unix socket the image's first-boot init server (TCP off) would answer."""
+    test = model["services"]["postgres"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    argv = shlex.split(test[1])
+    assert argv[0] == "pg_isready"
+    options = dict(zip(argv[1::2], argv[2::2], strict=True))
+    assert options == {
+        "-h": "127.0.0.1",
+        "-p": "5432",
+        "-U": "$POSTGRES_USER",
+        "-d": "$POSTGRES_DB",
+    }
 
 
 def test_redis_and_postgres_are_private_and_durable(model: dict[str, Any]) -> None:
