@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -13,6 +14,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.databases import PostgresDatabases, migrated_engine
 from tests.support.servers import RedisServer, postgres_admin_url, postgres_required
+
+_FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def report_figure(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Print a measured figure (e.g. a fuzz's case count) in the run's closing summary, so a
+    CI log shows it even when the test passes and its own output is captured."""
+    return pytestconfig.stash.setdefault(_FIGURES, []).append
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    figures = config.stash.get(_FIGURES, [])
+    if figures:
+        terminalreporter.section("figures measured by the tests")
+        for line in figures:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
