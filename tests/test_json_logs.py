@@ -15,11 +15,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from redis.asyncio import Redis
 
 from backfill_bus import Names
-from backfill_bus.logs import ContextFilter, JsonFormatter, TextFormatter, job_context
+from backfill_bus.logs import (
+    ContextFilter,
+    JsonFormatter,
+    LogSettings,
+    TextFormatter,
+    configure_logging,
+    job_context,
+)
 from backfill_contracts import JobSucceeded, parse_event
+from tests.support.http_receiver import HttpReceiver
 from tests.support.stack import running_stack, wait_until
 
 KEYS = {"ts", "level", "logger", "message", "service", "job_id", "correlation_id"}
@@ -138,6 +148,9 @@ async def test_the_api_echoes_or_creates_a_correlation_id_and_passes_it_to_the_j
         body = json.loads(entries[-1][1][b"__data__"])
         assert body["job_id"] == made.json()["job_id"]
         assert body["correlation_id"] == generated
+        # The projection keeps it, so the projector logs the job under the worker's id too.
+        projected = await stack.wait_job(made.json()["job_id"], {"queued"})
+        assert projected["correlation_id"] == generated
 
 
 async def test_a_malformed_correlation_id_is_refused_with_a_reason(
@@ -155,3 +168,29 @@ async def test_a_malformed_correlation_id_is_refused_with_a_reason(
             assert "X-Correlation-ID must be" in response.json()["detail"]
         # Refused before anything was accepted: no job, no command.
         assert not await stack.redis.exists(stack.names.command_stream("sim"))
+
+
+async def test_request_urls_which_may_carry_a_token_stay_out_of_the_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """httpx logs each request's URL at INFO; a webhook's URL may hold a token in its query."""
+    receiver = HttpReceiver()
+    url = await receiver.start()
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+    try:
+        configure_logging("projector", LogSettings(log_format="json", log_level="DEBUG"))
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{url}/hook?token=hush-123", content=b"{}")
+        logging.getLogger("backfill.test").info("posted %d", response.status_code)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+        await receiver.close()
+    written = capsys.readouterr().err
+    assert json.loads(written.splitlines()[-1])["message"] == "posted 200"  # the handler wrote
+    assert receiver.received[0].path == "/hook?token=hush-123"
+    assert "hush-123" not in written

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from backfill_bus import signature_matches, write_console_webhook
+from backfill_bus.logs import ContextFilter
 from tests.support.http_receiver import HttpReceiver
 from tests.support.stack import Stack, wait_until
 from tests.support.webhooks import notifier_idle, notifying_stack
@@ -21,6 +23,27 @@ SECRET = "s3cret"
 async def stack(redis_url: str, database_url: str, namespace: str) -> AsyncIterator[Stack]:
     async with notifying_stack(redis_url, database_url, namespace, max_tries=3) as stack:
         yield stack
+
+
+class Records(logging.Handler):
+    """Keeps the notifier's records with the job and correlation ids the services log them under."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.addFilter(ContextFilter("projector"))
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def notifier_records() -> Iterator[Records]:
+    handler = Records()
+    logger = logging.getLogger("backfill_projector.webhooks")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
 
 
 @pytest.fixture
@@ -61,16 +84,18 @@ async def test_a_finished_job_is_posted_signed_and_recorded(
 
 
 async def test_a_failing_webhook_is_retried_then_given_up_and_the_job_unchanged(
-    stack: Stack, receiver: HttpReceiver
+    stack: Stack, receiver: HttpReceiver, notifier_records: Records
 ) -> None:
     receiver.statuses = [500, 503]
     url = await receiver.start()
-    await write_console_webhook(stack.redis, stack.names, url)
+    secret = await write_console_webhook(stack.redis, stack.names, url)
     ok_job = await stack.submit(**JOB, end="2024-01-10")
     assert (await stack.wait_job(ok_job))["status"] == "succeeded"
     (delivered,) = await wait_until(lambda: webhook_events(stack, ok_job), message="recorded")
     assert (delivered["ok"], delivered["tries"]) == (True, 3)
-    assert "x-backfill-signature" not in receiver.received[0].headers  # no secret, no signature
+    # Saved without a secret: a generated one signs the POST all the same.
+    hit = receiver.received[0]
+    assert signature_matches(secret, hit.body, hit.headers["x-backfill-signature"])
 
     await receiver.close()  # now nobody answers at all
     failed_job = await stack.submit(**{**JOB, "symbol": "INVALID"}, end="2024-01-10")
@@ -83,6 +108,12 @@ async def test_a_failing_webhook_is_retried_then_given_up_and_the_job_unchanged(
     after = (await stack.api.get(f"/api/v1/jobs/{failed_job}")).json()
     assert after["status"] == job["status"] == "failed"
     assert after["error"] == job["error"]
+    # The notifier's warning names the job and the request behind it, as the worker's lines do.
+    (warning,) = [r for r in notifier_records.records if "failed after" in r.getMessage()]
+    assert (getattr(warning, "job_id"), getattr(warning, "correlation_id")) == (  # noqa: B009
+        failed_job, after["correlation_id"]
+    )  # fmt: skip
+    assert len(after["correlation_id"]) == 32  # the one the API made for the submit
 
 
 async def test_no_subscriber_no_post(stack: Stack, receiver: HttpReceiver) -> None:

@@ -123,6 +123,7 @@ def _fold_submitted(changes: Changes, event: JobSubmitted) -> None:
             job.status = "queued"
             job.error_outcome = job.error_message = None
             job.finished_at = None
+            job.correlation_id = event.correlation_id
             job.updated_at = max(job.updated_at, event.ts)
             job.last_seq = max(job.last_seq, event.seq)
             changes.dirty_jobs.add(job.job_id)
@@ -141,6 +142,7 @@ def _fold_submitted(changes: Changes, event: JobSubmitted) -> None:
         submitted_at=event.ts,
         updated_at=event.ts,
         last_seq=event.seq,
+        correlation_id=event.correlation_id,
     )
     changes.dirty_jobs.add(event.job_id)
 

@@ -168,7 +168,7 @@ class Projector:
         job_token, correlation_token = job_id_var.set(None), correlation_id_var.set(None)
         try:
             for index, (entry_id, event) in enumerate(events):
-                _about(event)
+                _about(changes, event)
                 fold(changes, entry_id, event)
                 if tally is not None:
                     tally.events[event.type] += 1
@@ -212,15 +212,22 @@ class Projector:
         return count
 
 
-def _about(event: AnyEvent) -> None:
-    """The job (and request) log lines name from here on: this event's, or none."""
-    if isinstance(event, JobEvent):
-        correlation = event.correlation_id if isinstance(event, JobSubmitted) else None
-        job_id_var.set(event.job_id)
-        correlation_id_var.set(correlation or event.job_id)
-    else:
+def _about(changes: Changes, event: AnyEvent) -> None:
+    """The job (and request) log lines name from here on: this event's, or none.
+
+    The correlation id is the one the worker logs under too: the job's request's, else its id.
+    """
+    if not isinstance(event, JobEvent):
         job_id_var.set(None)
         correlation_id_var.set(None)
+        return
+    if isinstance(event, JobSubmitted):
+        correlation = event.correlation_id
+    else:
+        job = changes.jobs.get(event.job_id)
+        correlation = job.correlation_id if job is not None else None
+    job_id_var.set(event.job_id)
+    correlation_id_var.set(correlation or event.job_id)
 
 
 def _touched(events: Sequence[tuple[str, AnyEvent]]) -> tuple[set[str], set[str]]:

@@ -36,6 +36,7 @@ class JobRow:
     finished_at: datetime | None = None
     instrument: str | None = None
     note: str | None = None  # what the job waits for while it waits (pacing, a gateway)
+    correlation_id: str | None = None  # the latest attempt's request
 
     @property
     def is_terminal(self) -> bool:

@@ -37,6 +37,7 @@ from backfill_bus import (
     read_webhooks,
     sign,
 )
+from backfill_bus.logs import correlation_id_var, job_id_var
 from backfill_contracts import (
     AnyEvent,
     JobCancelled,
@@ -199,8 +200,13 @@ class WebhookNotifier:
         self, entry_id: bytes, event: Finished, subscribers: list[WebhookSubscription]
     ) -> None:
         served_key = f"{self.names.namespace}webhooks:served:{entry_id.decode()}"
+        # This task's own context: its lines name the job, and its request once projected.
+        job_id_var.set(event.job_id)
+        correlation_id_var.set(event.job_id)
         try:
             view = await self._projected(event)
+            if view is not None and view.correlation_id:
+                correlation_id_var.set(view.correlation_id)
             source = None if view is None else view.source
             body = json.dumps(self._payload(entry_id.decode(), event, view)).encode()
             members: Any = await self.redis.smembers(served_key)

@@ -27,6 +27,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Uvicorn configures these itself; they must go through our handler instead.
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# httpx logs every request's full URL at INFO, and a webhook's URL may carry a token in its
+# query or credentials: only their warnings are kept.
+_URL_LOGGERS = ("httpx", "httpcore")
 
 
 class LogSettings(BaseSettings):
@@ -124,4 +127,6 @@ def configure_logging(service: str, settings: LogSettings | None = None) -> LogS
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.propagate = True
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return settings

@@ -56,6 +56,8 @@ jobs = Table(
     Column("last_seq", Integer, nullable=False),
     Column("instrument", String(64)),
     Column("note", Text),
+    # The request that asked for the job (X-Correlation-ID, or a command's correlation_id).
+    Column("correlation_id", String(200)),
     Index(None, "submitted_at", "job_id"),
     Index(None, "status", "submitted_at"),
     Index(None, "source", "submitted_at"),

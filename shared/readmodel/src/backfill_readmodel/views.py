@@ -44,6 +44,8 @@ class JobView(BaseModel):
     note: str | None = None
     # Set while the job waits on something the user should know about, in plain words.
     notice: str | None = None
+    # The request that asked for the latest attempt (X-Correlation-ID): its log lines carry it.
+    correlation_id: str | None = None
 
 
 class JobPage(BaseModel):
