@@ -72,7 +72,7 @@ async def test_webhooks_are_added_listed_read_and_deleted_through_the_api(stack:
     webhook_id = created.pop("id")
     assert created == {
         "url": "https://hooks.example.com/x", "signed": True, "events": ["job.finished"],
-        "sources": ["sim"], "statuses": ["failed"],
+        "sources": ["sim"], "statuses": ["failed"], "secret": None,
     }  # fmt: skip
     listed = (await stack.api.get("/api/v1/webhooks")).json()
     assert [w["id"] for w in listed] == [webhook_id]
@@ -172,7 +172,7 @@ async def test_subscribers_get_only_the_sources_and_statuses_they_asked_for(
     stack: Stack,
 ) -> None:
     async with receivers(3) as (everything, failures, yahoo):
-        await subscribe(stack, url=await everything.start())
+        everyone = await subscribe(stack, url=await everything.start())
         await subscribe(stack, url=await failures.start(), statuses=["failed", "cancelled"])
         await subscribe(stack, url=await yahoo.start(), sources=["yahoo"])
         ok_job = await stack.submit(**JOB)
@@ -189,7 +189,12 @@ async def test_subscribers_get_only_the_sources_and_statuses_they_asked_for(
         assert jobs(everything) == sorted([ok_job, failed_job])
         assert jobs(failures) == [failed_job]
         assert jobs(yahoo) == []
-        assert "x-backfill-signature" not in everything.received[0].headers  # no secret
+        # Made without a secret: the one generated, returned once, signs every POST.
+        assert everyone["signed"] is True
+        assert len(everyone["secret"]) >= 32
+        for hit in everything.received:
+            signature = hit.headers["x-backfill-signature"]
+            assert signature_matches(everyone["secret"], hit.body, signature)
 
 
 async def test_the_consoles_old_subscription_is_kept_as_one_more_subscriber(

@@ -49,7 +49,11 @@ async def test_subscriptions_made_through_the_api_are_counted_and_left_alone(
 
     set_values(user, **{"webhook-url": "https://hooks.example.com/b"})
     user.find(marker="webhook-save").click()
-    await user.should_see("https://hooks.example.com/b (not signed)")
+    # Saved without a secret: one is generated, shown once, and signs every POST.
+    await user.should_see("https://hooks.example.com/b (signed)")
+    own = next(s for s in await read_webhooks(stack.redis, stack.names) if s.id != other.id)
+    assert len(own.secret) >= 32
+    await user.should_see(f"Generated secret, shown this once (it signs each POST): {own.secret}")
 
     user.find(marker="webhook-remove").click()
 

@@ -1,6 +1,8 @@
 """Webhooks for finished jobs: who is subscribed (kept in Redis), and how a delivery is signed.
 
-Each subscription gives a URL, optionally a secret, and optional filters (sources, statuses).
+Each subscription gives a URL, a secret, and optional filters (sources, statuses). A subscription
+made without a secret gets one generated (`new_secret`), which its maker is shown once: every
+POST is signed.
 Every job that ends (succeeded, failed, cancelled) is POSTed as JSON to every subscription that
 matches it, by the projector process (backfill_projector.webhooks), with
 `X-Backfill-Signature: sha256=<hex>`, the HMAC-SHA256 of the exact body under the secret, so
@@ -19,6 +21,7 @@ import hmac
 import json
 import logging
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -188,10 +191,13 @@ async def add_webhook(
     sources: Iterable[str] = (),
     statuses: Iterable[str] = (),
 ) -> WebhookSubscription:
-    """A new subscription with an id of its own; ValueError says what is wrong with the input."""
+    """A new subscription with an id of its own; ValueError says what is wrong with the input.
+
+    Without a secret, one is generated: the returned subscription carries it, to be shown once.
+    """
     subscription = WebhookSubscription(
         url.strip(),
-        secret,
+        secret or new_secret(),
         id=uuid4().hex,
         events=tuple(dict.fromkeys(events)),
         sources=tuple(dict.fromkeys(sources)),
@@ -212,19 +218,28 @@ async def delete_webhook(redis: Redis, names: Names, webhook_id: str) -> bool:
     return bool(await redis.hdel(_key(names), webhook_id))
 
 
-async def write_console_webhook(redis: Redis, names: Names, url: str, secret: str = "") -> None:
-    """Subscribe `url` to every finished job as the console's own subscription (replaced)."""
+async def write_console_webhook(redis: Redis, names: Names, url: str, secret: str = "") -> str:
+    """Subscribe `url` to every finished job as the console's own subscription (replaced).
+
+    Returns the secret that signs its POSTs: `secret`, or one generated when it is empty.
+    """
     subscription = WebhookSubscription(
-        url.strip(), secret, id=CONSOLE_WEBHOOK_ID, created=datetime.now(UTC)
+        url.strip(), secret or new_secret(), id=CONSOLE_WEBHOOK_ID, created=datetime.now(UTC)
     )
     await redis.hset(_key(names), CONSOLE_WEBHOOK_ID, _dumps(subscription))
     await redis.delete(_legacy_key(names))
+    return subscription.secret
 
 
 async def clear_console_webhook(redis: Redis, names: Names) -> None:
     """Remove the console's own subscription; those made through the API stay."""
     await redis.hdel(_key(names), CONSOLE_WEBHOOK_ID)
     await redis.delete(_legacy_key(names))
+
+
+def new_secret() -> str:
+    """A secret for a subscription made without one: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
 
 
 def sign(secret: str, body: bytes) -> str:

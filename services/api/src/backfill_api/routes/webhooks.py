@@ -1,8 +1,8 @@
 """Webhook subscriptions for finished jobs: added, listed and deleted through the API.
 
 They live in Redis (backfill_bus.webhooks), so every API replica, console and projector sees
-the same ones; the projector's notifier posts to them. A secret is write-only: it signs each
-POST and is never returned.
+the same ones; the projector's notifier posts to them. Every POST is signed: a secret is
+write-only, and one generated for a subscription made without it is returned once, on creation.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class WebhookRequest(BaseModel):
         default=None,
         max_length=MAX_SECRET_LENGTH,
         description="Signs each POST (X-Backfill-Signature: sha256=HMAC of the body). "
-        "Write-only: never returned.",
+        "Write-only: never returned. Without it, one is generated and returned once.",
     )
     events: list[Literal["job.finished"]] = Field(default=["job.finished"], min_length=1)
     sources: list[str] = Field(default=[], max_length=20)
@@ -95,28 +95,38 @@ class WebhookView(BaseModel):
         )
 
 
+class WebhookCreated(WebhookView):
+    secret: str | None = Field(
+        default=None,
+        description="The secret generated for a subscription made without one, shown this "
+        "once: keep it to check each POST's X-Backfill-Signature. Null when you sent one.",
+    )
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=WebhookView,
+    response_model=WebhookCreated,
     responses={409: {"description": "Too many webhooks: delete one first"}},
 )
-async def create_webhook(body: WebhookRequest, services: ServicesDep) -> WebhookView:
+async def create_webhook(body: WebhookRequest, services: ServicesDep) -> WebhookCreated:
     """Every job that ends and matches the filters is POSTed to `url`, retried with backoff;
     each delivery is recorded in the job's events (`job.webhook`)."""
+    given = "" if body.secret is None else body.secret.get_secret_value()
     try:
         subscription = await add_webhook(
             services.redis,
             services.commands.names,
             body.url,
-            "" if body.secret is None else body.secret.get_secret_value(),
+            given,
             events=body.events,
             sources=body.sources,
             statuses=body.statuses,
         )
     except TooManyWebhooksError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
-    return WebhookView.of(subscription)
+    generated = None if given else subscription.secret
+    return WebhookCreated(**WebhookView.of(subscription).model_dump(), secret=generated)
 
 
 @router.get("", response_model=list[WebhookView])

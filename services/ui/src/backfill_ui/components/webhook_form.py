@@ -3,7 +3,7 @@
 Kept in Redis (backfill_bus.webhooks) under the id `console`, so every console and projector
 replica sees the same one; subscriptions made through the API (`/api/v1/webhooks`) are counted
 here but managed there. The secret signs each POST (X-Backfill-Signature: sha256=...); it is
-never shown again.
+never shown again, except one generated for a webhook saved without a secret, shown once.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class WebhookForm:
                     "webhook-remove"
                 )
             self.problem = ui.label().classes("text-negative").mark("webhook-problem")
+            self.generated = ui.label().classes("font-mono").mark("webhook-generated-secret")
 
     async def show(self) -> None:
         try:
@@ -65,9 +66,10 @@ class WebhookForm:
         )
 
     async def save(self) -> None:
+        given = self.secret.value or ""
         try:
-            await write_console_webhook(
-                self.services.redis, self.services.names, self.url.value or "", self.secret.value
+            secret = await write_console_webhook(
+                self.services.redis, self.services.names, self.url.value or "", given
             )
         except ValueError as error:  # the URL check says what is wrong, in plain words
             self.problem.set_text(str(error))
@@ -77,6 +79,9 @@ class WebhookForm:
             return
         self.problem.set_text("")
         self.secret.set_value("")
+        self.generated.set_text(
+            "" if given else f"Generated secret, shown this once (it signs each POST): {secret}"
+        )
         ui.notify("finished jobs will be posted to the webhook", type="positive")
         await self.show()
 
@@ -87,5 +92,6 @@ class WebhookForm:
             self.problem.set_text("Redis is unavailable: nothing was changed; try again.")
             return
         self.problem.set_text("")
+        self.generated.set_text("")
         ui.notify("the webhook is removed", type="positive")
         await self.show()
