@@ -71,6 +71,9 @@ async def test_a_worker_writes_json_lines_naming_the_job_and_its_correlation_id(
     log_path = tmp_path / "worker.log"
     await redis.xadd(names.command_stream("sim"), command("job-a", correlation_id="order-42"))
     await redis.xadd(names.command_stream("sim"), command("job-b"))  # no correlation id
+    # A command refused to the dlq is logged under its job and request too.
+    wrong = command("job-w", source="yahoo", correlation_id="order-43")
+    await redis.xadd(names.command_stream("sim"), wrong)
     with log_path.open("wb") as log:
         worker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "backfill_sim", env=env, stdout=log, stderr=log
@@ -99,6 +102,9 @@ async def test_a_worker_writes_json_lines_naming_the_job_and_its_correlation_id(
     assert {r["correlation_id"] for r in job_b} == {"job-b"}  # the job id when none was sent
     assert any(r["message"].startswith("running job job-a") for r in job_a)
     assert any(r["message"] == "job job-a left this worker: finished" for r in job_a)
+    (refused,) = by_job["job-w"]
+    assert refused["correlation_id"] == "order-43"
+    assert refused["message"].startswith("dead-lettering")
     # Outside a job (starting, stopping) the ids are null, not missing.
     outside = by_job[None]
     assert any("consuming" in r["message"] for r in outside)

@@ -274,6 +274,19 @@ class Worker:
             reason = f"not a valid command: {describe_validation_error(error)}"
             await self._dead_letter(entry_id, fields, reason)
             return
+        # Every log line about the command, the source's included, names its job and request.
+        correlation = command.correlation_id if isinstance(command, CollectBars) else None
+        with job_context(command.job_id, correlation or command.job_id):
+            await self._dispatch(entry_id, fields, command, deliveries, held)
+
+    async def _dispatch(
+        self,
+        entry_id: str,
+        fields: dict[bytes, bytes],
+        command: CollectBars | CancelJob,
+        deliveries: int,
+        held: Held,
+    ) -> None:
         if deliveries > self.settings.max_deliveries:
             await self._poison(entry_id, fields, command, deliveries)
             return
@@ -292,7 +305,7 @@ class Worker:
         if self.stopping.is_set():
             await self.claims.hand_back(entry_id)
             return
-        await self._run(entry_id, command, held)
+        await self._run_job(entry_id, command, held)
 
     async def _repeats_another_job(
         self, entry_id: str, fields: dict[bytes, bytes], command: CollectBars
@@ -322,11 +335,6 @@ class Worker:
         )
         await self._dead_letter(entry_id, fields, reason)
         return True
-
-    async def _run(self, entry_id: str, command: CollectBars, held: Held) -> None:
-        # Every log line of the job, the source's included, names it and the request behind it.
-        with job_context(command.job_id, command.correlation_id or command.job_id):
-            await self._run_job(entry_id, command, held)
 
     async def _run_job(self, entry_id: str, command: CollectBars, held: Held) -> None:
         log.info(
