@@ -50,6 +50,8 @@ SETTINGS_OF_PACKAGE = {
 }
 # Read by every entry point's logging setup rather than a service's settings class.
 LOGGING_VARIABLES = {"BACKFILL_LOG_FORMAT", "BACKFILL_LOG_LEVEL"}
+# `docker compose` options that take a value, in the README's commands.
+COMPOSE_VALUE_OPTIONS = {"--profile", "-f", "--scale", "-v", "--volume", "-e", "-u", "-w"}
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +229,8 @@ def test_dependencies_wait_for_healthy_or_completed(model: dict[str, Any]) -> No
             condition = spec["condition"]
             if dependency == "migrate":
                 assert condition == "service_completed_successfully", name
-            elif spec.get("required", True):
-                assert "healthcheck" in services[dependency]
+            else:  # a dependency with a healthcheck is waited for until healthy, optional or not
+                assert "healthcheck" in services[dependency], f"{name} -> {dependency}"
                 assert condition == "service_healthy", f"{name} -> {dependency}"
     for name in ("api", "projector", "ui"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
@@ -279,6 +281,14 @@ def test_optional_parts_sit_behind_profiles(model: dict[str, Any]) -> None:
     gateway = service_environment(services["ib-gateway"])
     assert gateway["TRADING_MODE"] == "paper"
     assert gateway["READ_ONLY_API"] == "yes"
+    # The worker may use a gateway outside compose (`--scale ib-gateway=0`): compose then skips
+    # the wait, and warns rather than fails if the container turns unhealthy.
+    assert services["ibkr-worker"]["depends_on"]["ib-gateway"] == {
+        "condition": "service_healthy",
+        "required": False,
+    }
+    # README's own-TWS example: host.docker.internal resolves on Linux only through this entry.
+    assert "host.docker.internal:host-gateway" in services["ibkr-worker"]["extra_hosts"]
     assert services["prometheus"]["profiles"] == ["monitoring"]
     assert services["grafana"]["profiles"] == ["monitoring"]
     for name in ("redis", "postgres", "migrate", "api", "projector", "sim-worker", "ui"):
@@ -299,3 +309,47 @@ def test_env_example_holds_no_secret_values() -> None:
     for name in (*REQUIRED_SECRETS, "TWS_PASSWORD"):
         assert read_env_file()[name] == ""
     assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def _readme_compose_commands() -> list[list[str]]:
+    """Every `docker compose ...` command of README's Docker section, as argv after `compose`."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Running with Docker\n", 1)[1].split("\n## ", 1)[0]
+    section = section.replace("\\\n", " ")  # continued lines
+    commands = []
+    for match in re.findall(r"docker compose [^\n`]*", section):
+        argv = shlex.split(match, comments=True)[2:]
+        ends = [i for i, word in enumerate(argv) if word in (">", "<", "|", "&&", ";")]
+        commands.append(argv[: ends[0]] if ends else argv)
+    return commands
+
+
+def test_readme_docker_commands_name_real_services(model: dict[str, Any]) -> None:
+    services = model["services"]
+    commands = _readme_compose_commands()
+    assert len(commands) >= 10
+    for argv in commands:
+        positional: list[str] = []
+        scaled: list[str] = []
+        words = iter(argv)
+        for word in words:
+            if word in COMPOSE_VALUE_OPTIONS:
+                value = next(words)
+                if word == "--scale":
+                    scaled.append(value.split("=", 1)[0])
+            elif not word.startswith("-"):
+                positional.append(word)
+        subcommand, args = positional[0], positional[1:]
+        if subcommand in ("exec", "run"):
+            named = args[:1]
+            assert named, argv
+            command = args[1:]
+            if command and command[0] == "sh":  # variables the service's container must have
+                wanted = set(re.findall(r"\$\{?(\w+)", command[-1])) - {"PWD"}
+                assert wanted <= set(service_environment(services[named[0]])), argv
+        elif subcommand == "cp":
+            named = [arg.split(":", 1)[0] for arg in args if ":" in arg]
+        else:
+            named = args
+        for name in [*named, *scaled]:
+            assert name in services, f"README: `docker compose {' '.join(argv)}`: no {name}"
