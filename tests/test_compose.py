@@ -24,6 +24,7 @@ from tests.support.compose import (
     built_package,
     command_of,
     compose_model,
+    dockerfile_build,
     read_env_file,
     service_environment,
     variables_in,
@@ -140,16 +141,34 @@ def test_the_dockerfile_copies_every_workspace_members_pyproject() -> None:
     assert copied == members
 
 
-def test_the_dockerfile_installs_like_the_clean_venv_test() -> None:
-    """tests/test_compose_stack.py installs each service with these same uv flags."""
+def test_the_dockerfile_installs_from_the_lock_in_two_steps() -> None:
+    """Third-party packages, then the workspace's, both refusing a stale uv.lock (--locked);
+    tests/test_compose_stack.py replays these very steps (read by `dockerfile_build`)."""
+    env, steps = dockerfile_build()
+    assert [step.sync for step in steps] == [
+        ["sync", "--locked", "--no-dev", "--no-install-workspace", "--package", "${PACKAGE}"],
+        ["sync", "--locked", "--no-dev", "--no-editable", "--package", "${PACKAGE}"],
+    ]
+    # The first step sees only the lockfile and the pyproject.toml files: its layer is cached
+    # until one of them changes.
+    first = [source for sources, _ in steps[0].copies for source in sources]
+    assert all(source in ("pyproject.toml", "uv.lock") or source.endswith("/pyproject.toml")
+               for source in first)  # fmt: skip
+    assert env["UV_COMPILE_BYTECODE"] == "1"
+    assert env["UV_PYTHON_DOWNLOADS"] == "never"
     text = DOCKERFILE.read_text()
-    assert 'uv sync --frozen --no-dev --no-editable --package "${PACKAGE}"' in text
     assert "USER 10001:10001" in text
     # The final stage copies the virtualenv and nothing else from the build.
     final = text.split("AS runtime", 1)[1]
     assert re.findall(r"^COPY .*", final, re.M) == [
         "COPY --from=build --chown=backfill:backfill /app/.venv /app/.venv"
     ]
+
+
+def test_lint_refuses_a_stale_lockfile() -> None:
+    """CI runs ./scripts/lint: a uv.lock out of step with a pyproject.toml fails it there."""
+    lint = (ROOT / "scripts" / "lint").read_text()
+    assert re.search(r'^"\$UV" lock --check$', lint, re.M), lint
 
 
 def test_every_variable_is_documented_in_env_example() -> None:

@@ -3,8 +3,10 @@ then started with its compose command and environment as a local process, and a 
 through that stack end to end.
 
 What stands in for the engine, and only that:
-- each image is a clean virtualenv made by `uv sync --frozen --no-dev --no-editable --package P`
-  (the Dockerfile's command), so a dependency a service forgot to declare fails here;
+- each image is a clean virtualenv made by the Dockerfile's own build steps, read from it: its
+  COPYs into a build folder, then its two `uv sync --locked` runs (third-party packages first,
+  then the workspace's), with its ENV (bytecode compiled) and the Python running the tests; so
+  a dependency a service forgot to declare, or a stale uv.lock, fails here;
 - service hostnames (redis, postgres, ib-gateway) resolve to 127.0.0.1, and Redis and PostgreSQL
   are the test's own servers, with compose's credentials interpolated from test values;
 - the ports a service listens on inside its container (8000, 8080, 9100) and the files it
@@ -22,6 +24,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from tests.support.compose import (
     built_package,
     command_of,
     compose_model,
+    dockerfile_build,
     healthcheck_command,
     read_env_file,
     service_environment,
@@ -65,34 +69,57 @@ def _uv() -> str:
 
 @pytest.fixture(scope="module")
 def service_venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One clean virtualenv per image, made with the Dockerfile's own uv command."""
+    """One clean virtualenv per image, made by replaying the Dockerfile's build stage."""
     model = compose_model({**read_env_file(), **_dummy_secrets()})
     packages = sorted(
         {p for s in model["services"].values() if (p := built_package(s)) is not None}
     )
     root = tmp_path_factory.mktemp("images")
-    venvs: dict[str, Path] = {}
-    for package in packages:
-        venv = root / package
-        # uv keeps the caller's index, proxy and certificate settings; nothing of ours leaks in.
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("BACKFILL_", "VIRTUAL_"))},
-            "UV_PROJECT_ENVIRONMENT": str(venv),
-            "UV_COMPILE_BYTECODE": "0",
-            "UV_PYTHON_DOWNLOADS": "never",
-        }
-        result = subprocess.run(
-            [_uv(), "sync", "--frozen", "--no-dev", "--no-editable", "--package", package],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        assert result.returncode == 0, f"{package} does not install alone:\n{result.stderr}"
-        venvs[package] = venv
+    context = root / "src"  # the build stage's WORKDIR
+    context.mkdir()
+    venvs = {package: root / package for package in packages}
+    image_env, steps = dockerfile_build()
+    assert [step.sync[:2] for step in steps] == [["sync", "--locked"]] * 2
+    for step in steps:
+        for sources, destination in step.copies:
+            for source in sources:
+                _copy_like_docker(ROOT / source, context / destination)
+        for package in packages:
+            # uv keeps the caller's index, proxy and certificate settings; nothing of ours leaks in.
+            env = {
+                **{
+                    k: v
+                    for k, v in os.environ.items()
+                    if not k.startswith(("BACKFILL_", "VIRTUAL_", "UV_PROJECT"))
+                },
+                **image_env,
+                "UV_PROJECT_ENVIRONMENT": str(venvs[package]),
+            }
+            argv = [part.replace("${PACKAGE}", package) for part in step.sync]
+            result = subprocess.run(
+                [_uv(), *argv, "--python", sys.executable],
+                cwd=context,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+            )
+            assert result.returncode == 0, f"{package}: uv {' '.join(argv)}:\n{result.stderr}"
     return venvs
+
+
+# Never part of an image: caches a local run leaves in the source folders.
+_NOT_COPIED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
+
+
+def _copy_like_docker(source: Path, destination: Path) -> None:
+    """`COPY source destination`: a folder's contents into the folder, a file into it."""
+    if source.is_dir():
+        shutil.copytree(source, destination, ignore=_NOT_COPIED, dirs_exist_ok=True)
+    else:
+        destination.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination / source.name)
 
 
 def _dummy_secrets() -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,34 @@ def built_package(service: Mapping[str, Any]) -> str | None:
         return None
     package = (build.get("args") or {}).get("PACKAGE")
     return None if package is None else str(package)
+
+
+@dataclass
+class BuildStep:
+    """The build stage's COPY instructions (sources, destination), then the `uv sync` of the RUN
+    that follows them: its arguments after `uv`, with `${PACKAGE}` left in."""
+
+    copies: list[tuple[list[str], str]]
+    sync: list[str]
+
+
+def dockerfile_build() -> tuple[dict[str, str], list[BuildStep]]:
+    """deploy/Dockerfile's build stage: its ENV, and its COPY and `uv sync` steps in order."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    stage = text.split(" AS build\n", 1)[1].split(" AS runtime\n", 1)[0]
+    env: dict[str, str] = {}
+    steps: list[BuildStep] = []
+    copies: list[tuple[list[str], str]] = []
+    for line in stage.splitlines():
+        instruction, _, rest = line.partition(" ")
+        if instruction == "ENV":
+            for pair in shlex.split(rest):
+                key, _, value = pair.partition("=")
+                env[key] = value
+        elif instruction == "COPY" and not rest.startswith("--from"):
+            *sources, destination = shlex.split(rest)
+            copies.append((sources, destination))
+        elif instruction == "RUN" and (sync := re.search(r"\buv (sync [^&|;]*)", rest)):
+            steps.append(BuildStep(copies, shlex.split(sync.group(1))))
+            copies = []
+    return env, steps
