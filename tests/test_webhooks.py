@@ -123,3 +123,26 @@ async def test_no_subscriber_no_post(stack: Stack, receiver: HttpReceiver) -> No
     await wait_until(lambda: notifier_idle(stack), message="notifier idle")
     assert receiver.received == []
     assert await webhook_events(stack, job_id) == []
+
+
+async def test_a_notifier_error_is_logged_and_survived(
+    stack: Stack, receiver: HttpReceiver, notifier_records: Records
+) -> None:
+    """An error that is no outage (here Redis's WRONGTYPE, for a subscriptions key someone
+    overwrote) must not end the notifier, nor the projector it shares a process with."""
+    key = f"{stack.names.namespace}webhooks:subscriptions"
+    await stack.redis.set(key, "not a hash")
+    first = await stack.submit(**JOB, end="2024-01-10")
+    await stack.wait_job(first)
+
+    async def failed_reads() -> list[logging.LogRecord]:
+        return [r for r in notifier_records.records if "reading finished jobs failed" in r.msg]
+
+    await wait_until(failed_reads, message="the error logged")
+    await stack.redis.delete(key)
+    secret = await write_console_webhook(stack.redis, stack.names, await receiver.start())
+    second = await stack.submit(**JOB, end="2024-01-10")
+    assert (await stack.wait_job(second))["status"] == "succeeded"
+    await wait_until(lambda: webhook_events(stack, second), message="delivered after the error")
+    hit = next(h for h in receiver.received if json.loads(h.body)["job_id"] == second)
+    assert signature_matches(secret, hit.body, hit.headers["x-backfill-signature"])

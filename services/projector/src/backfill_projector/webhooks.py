@@ -113,11 +113,16 @@ class WebhookNotifier:
                         group_ready = True
                     cursor = await self._step(cursor)
                 except Exception as error:
+                    delay = backoff.take()
                     outage = outage_of(error)
                     if outage is None:
-                        raise
-                    delay = backoff.take()
-                    outages.failed(outage, error, delay)
+                        # A bug here must not stop the projection beside it (they share a
+                        # process): say so loudly, wait, and read again.
+                        log.exception(
+                            "webhooks: reading finished jobs failed; again in %.0f s", delay
+                        )
+                    else:
+                        outages.failed(outage, error, delay)
                     group_ready = False  # a restarted Redis may have come back without it
                     await pause(stop, delay)
                 else:
