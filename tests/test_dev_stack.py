@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,11 +17,39 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from tests.support.fake_yahoo.fake import FakeYahoo
 from tests.support.servers import free_port, free_port_run
 
 QUARTER = {"source": "sim", "symbol": "AAPL", "start": "2024-01-01", "end": "2024-04-01"}
+README = Path(__file__).parent.parent / "README.md"
+QUICK_START = re.compile(
+    r"With the stack running, in another terminal:\n\n```bash\n(.*?)\n```", re.S
+)
+
+
+def quick_start(api_port: int) -> tuple[str, str, int]:
+    """The README's quick-start curls, pointed at `api_port`: the submit, the bars read, and
+    the line count the README promises for it."""
+    block = QUICK_START.search(README.read_text())
+    assert block is not None, "the README lost its quick start"
+    lines = block.group(1).replace("localhost:8000", f"localhost:{api_port}").splitlines()
+    queued = next(i for i, line in enumerate(lines) if line.startswith('# {"job_id"'))
+    promised = next(i for i, line in enumerate(lines) if re.match(r"# \d+:", line))
+    count = int(lines[promised][2:].split(":")[0])
+    token = lines[0]  # TOKEN=$(cat .backfill/api-token)
+    return "\n".join(lines[:queued]), "\n".join([token, *lines[queued + 1 : promised]]), count
+
+
+async def bash(script: str, cwd: Path) -> str:
+    shell = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", script, cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(shell.communicate(), timeout=60)
+    assert shell.returncode == 0, (script, out, err)
+    return out.decode()
 
 
 @asynccontextmanager
@@ -28,6 +58,7 @@ async def dev_stack(
     database_url: str,
     extra_env: dict[str, str] | None = None,
     metrics_base: int | None = None,
+    redis_port: int | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Run `backfill dev` until the block ends, then stop it with Ctrl-C (SIGINT).
 
@@ -38,7 +69,7 @@ async def dev_stack(
     metrics_base = metrics_base or free_port_run(4)
     env = {
         **os.environ,
-        "BACKFILL_DEV_REDIS_PORT": str(free_port()),
+        "BACKFILL_DEV_REDIS_PORT": str(redis_port or free_port()),
         "BACKFILL_DATABASE_URL": database_url,
         "BACKFILL_HEARTBEAT_INTERVAL_S": "1",
         **(extra_env or {}),
@@ -146,15 +177,49 @@ async def _scraped(url: str, sample: str, expected: float) -> None:
     raise AssertionError(f"{url} never showed {sample} {expected}:\n{last[-2000:]}")
 
 
+async def _shows_every_figure(projector: str, worker: str) -> None:
+    """The figures the metrics promise, as the local stack serves them (the API's are above)."""
+    async with httpx.AsyncClient() as client:
+        pages = {
+            "projector": (await client.get(f"{projector}/metrics")).text,
+            "worker": (await client.get(f"{worker}/metrics")).text,
+        }
+    expected = {
+        "worker": [
+            # 3 jobs: 65 + 1 + 1 chunks (the quarter's 1m job has a chunk per weekday)
+            'backfill_chunk_duration_seconds_count{outcome="done",source="sim"} 67.0',
+            "# TYPE backfill_pacing_wait_seconds histogram",  # sim never waits: no samples
+            'backfill_stream_length{stream="cmd.sim",what="sim commands"} 4.0',
+            'backfill_stream_group_pending{group="sim-workers",stream="cmd.sim"} 0.0',
+            'backfill_stream_group_lag{group="sim-workers",stream="cmd.sim"} 0.0',
+            'backfill_stream_length{stream="dlq",what="dead letters"} 1.0',
+        ],
+        "projector": [
+            'backfill_bars_stored_total{source="sim"} 25438.0',
+            'backfill_stream_group_pending{group="projector",stream="events"} 0.0',
+        ],
+    }
+    for service, lines in expected.items():
+        shown = pages[service].splitlines()
+        missing = [line for line in lines if line not in shown]
+        samples = [line for line in shown if line.startswith(("backfill_stream", "backfill_chunk"))]
+        assert not missing, (service, missing, samples)
+
+
 async def test_the_readme_run_command_end_to_end(tmp_path: Path, database_url: str) -> None:
-    state_dir = tmp_path / "state"
-    metrics = free_port_run(4)
-    async with dev_stack(state_dir, database_url, metrics_base=metrics) as api:
-        minute = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1m"})).json()
+    state_dir = tmp_path / ".backfill"  # where ./scripts/dev keeps it, beside the checkout
+    metrics, redis_port = free_port_run(4), free_port()
+    async with dev_stack(
+        state_dir, database_url, metrics_base=metrics, redis_port=redis_port
+    ) as api:
+        # The README's quick start, as written, from the directory the stack runs in.
+        submit, read_bars, promised = quick_start(api.base_url.port or 0)
+        minute = json.loads(await bash(submit, tmp_path))
         daily = (await api.post("/api/v1/jobs", json={**QUARTER, "bar_size": "1d"})).json()
         assert minute["status"] == daily["status"] == "queued"
         assert (await _wait_terminal(api, minute["job_id"]))["status"] == "succeeded"
         assert (await _wait_terminal(api, daily["job_id"]))["status"] == "succeeded"
+        assert int(await bash(read_bars, tmp_path)) == promised == 25_351
         stamps = await _bar_stamps(api, "1m")
         assert len(stamps) == len(set(stamps)) == 25_350
         assert len(await _bar_stamps(api, "1d")) == 65
@@ -192,6 +257,16 @@ async def test_the_readme_run_command_end_to_end(tmp_path: Path, database_url: s
             'backfill_jobs{source="sim",status="succeeded"}',
             3,
         )
+        # A malformed command: the sim worker dead-letters it and counts it.
+        redis = Redis(port=redis_port)
+        await redis.xadd("cmd.sim", {"__data__": "not json"})
+        await redis.aclose()
+        await _scraped(
+            f"http://127.0.0.1:{metrics + 1}/metrics",
+            'backfill_dead_letters_total{stream="cmd.sim"}',
+            1,
+        )
+        await _shows_every_figure(f"http://127.0.0.1:{metrics}", f"http://127.0.0.1:{metrics + 1}")
 
     assert (state_dir / "redis").is_dir()
     assert (state_dir / "backfill.db").exists() == database_url.startswith("sqlite")
