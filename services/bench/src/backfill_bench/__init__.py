@@ -1,0 +1,1 @@
+"""Benchmarks of the local stack against its floors: `backfill bench`."""

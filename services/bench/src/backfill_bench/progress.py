@@ -1,0 +1,86 @@
+"""A4 progress: a `chunk.collected` event to the projection showing it, as the API reads it.
+
+Jobs of `progress_chunks` weekdays are submitted at a steady rate (the sim at zero latency, so
+a job's chunks follow each other as fast as a worker goes). Meanwhile the bench tails the
+projection: every ~1 ms it reads each running job's chunks with the read model's own query
+(`queries.job_chunks_of`, what `GET /jobs/{id}/chunks` serves) and notes when each chunk is
+first seen done. The latency is that moment minus the `ts` the worker stamped on the event.
+The resolution is one polling cycle (its mean is reported as `poll_ms`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from backfill_bench.context import Context
+from backfill_bench.events import EventWatcher
+from backfill_bench.jobs import SIM_OPTIONS, JobShape, check_jobs, wait_succeeded
+from backfill_bench.results import Metric, Run, Target, Workload
+from backfill_bench.stats import latency_figures
+from backfill_readmodel import queries
+
+POLL_S = 0.001
+
+
+def workload(note: str) -> Workload:
+    return Workload(
+        "A4",
+        "progress (event -> projection)",
+        f"{note}; chunk.collected ts -> first read done through the read model (~1 ms polls)",
+        [
+            Metric("p50_ms", "p50 ms", Target("<=", 10), ("F1", "p50_ms")),
+            Metric("p99_ms", "p99 ms", Target("<=", 25), ("F1", "p99_ms")),
+        ],
+    )
+
+
+async def run(ctx: Context, number: int) -> Run:
+    shape = JobShape(weekdays=ctx.sizes.progress_chunks)
+    count, rate = ctx.sizes.progress_jobs, ctx.sizes.progress_rate
+    symbols = [f"P{number}N{n:03d}" for n in range(count)]
+    seen: dict[tuple[str, int], float] = {}
+    watching: set[str] = set()
+    submitted: list[str] = []
+    polls = 0
+    submitting = True
+
+    async def tail() -> None:
+        nonlocal polls
+        async with ctx.stack.engine.connect() as conn:
+            while submitting or watching:
+                for job_id in list(watching):
+                    for chunk in await queries.job_chunks_of(conn, job_id):
+                        if chunk.status == "done" and (job_id, chunk.chunk) not in seen:
+                            seen[(job_id, chunk.chunk)] = time.time()
+                    if sum(1 for key in seen if key[0] == job_id) == shape.chunks:
+                        watching.discard(job_id)
+                await conn.commit()  # a fresh snapshot each cycle, and no transaction left open
+                polls += 1
+                await asyncio.sleep(POLL_S)
+
+    async with (
+        EventWatcher(ctx.stack.redis_url, ctx.stack.names, {"chunk.collected"}) as watcher,
+        ctx.client(via_redis=True) as client,
+    ):
+        tailing = asyncio.create_task(tail())
+        began = time.monotonic()
+        for n, symbol in enumerate(symbols):
+            await asyncio.sleep(max(0.0, began + n / rate - time.monotonic()))
+            job_id = await client.submit("sim", symbol, "1m", shape.start, shape.end, SIM_OPTIONS)
+            submitted.append(job_id)
+            watching.add(job_id)
+        await wait_succeeded(ctx.db, submitted, began=began, timeout_s=120)
+        submitting = False
+        await asyncio.wait_for(tailing, 10)
+        tailed_s = time.monotonic() - began
+        keys = [("chunk.collected", j, c) for j in submitted for c in range(shape.chunks)]
+        await watcher.wait_for(keys, 10)
+    latencies = [
+        (seen[(job_id, chunk)] - watcher.stamped[("chunk.collected", job_id, chunk)]) * 1000
+        for job_id in submitted
+        for chunk in range(shape.chunks)
+    ]
+    checked = await check_jobs(ctx.db, submitted, symbols, shape)
+    figures = latency_figures(latencies) | {"poll_ms": tailed_s * 1000 / max(polls, 1)}
+    return Run(figures, {"latency_ms": latencies}, checked)
