@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from backfill_cli import dev, projector, queries, tokens
+from backfill_cli import bench, dev, projector, queries, tokens
 from backfill_cli.api_client import (
     ApiAuthError,
     ApiClient,
@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     drop = token_commands.add_parser("revoke", help="delete a token: the API refuses it at once")
     drop.add_argument("name")
 
+    # Parsed by the bench itself (see main): listed here for `backfill --help`.
+    commands.add_parser(
+        "bench",
+        add_help=False,
+        help="benchmark the local stack: --quick or --full (`backfill bench --help`)",
+    )
+
     proj = commands.add_parser("projector", help="projector maintenance")
     proj_commands = proj.add_subparsers(dest="projector_command", required=True, metavar="ACTION")
     proj_commands.add_parser(
@@ -131,10 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return _dispatch(parser, args)
+        if given[:1] == ["bench"]:  # every other argument is the bench's own
+            return bench.run(given[1:])
+        return _dispatch(parser, parser.parse_args(given))
     except KeyboardInterrupt:
         # Ctrl-C outside the places that handle it themselves: quiet, with the shell's code.
         sys.stderr.write("\ninterrupted\n")
@@ -153,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         projector.ProjectorMissingError,
         tokens.TokenCommandError,
         TokenFileError,
+        bench.BenchMissingError,
     ) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except BrokenPipeError:
