@@ -25,7 +25,7 @@ def workload(path: str, sizes_note: str) -> Workload:
     return Workload(
         f"A1-{path}",
         f"dispatch ({PATHS[path]})",
-        f"{sizes_note}; clock before submit -> job.started ts",
+        f"{sizes_note}; clock before submit -> the worker's job.started ts (µs clocks)",
         [
             Metric("p50_ms", "p50 ms", Target("<=", 2), ("F1", "p50_ms")),
             Metric("p99_ms", "p99 ms", Target("<=", 5), ("F1", "p99_ms")),

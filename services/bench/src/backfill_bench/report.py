@@ -85,6 +85,11 @@ def table(workloads: Sequence[Workload]) -> str:
     return "\n".join([render(HEADER), rule, *(render(line) for line in lines[1:])])
 
 
+def methods(workloads: Sequence[Workload]) -> str:
+    """How each figure was taken, one line per workload, to print under the table."""
+    return "\n".join(f"{w.id}: {w.method}" for w in workloads)
+
+
 def document(workloads: Sequence[Workload], meta: dict[str, Any]) -> dict[str, Any]:
     return {
         **meta,

@@ -154,6 +154,8 @@ async def run_bench(admin_url: str, sizes: Sizes, out: Path, mode: str) -> int:
     report.write_json(out / "results.json", results, meta)
     charts = plots.draw_all(results, out)
     print(report.table(results))
+    print(f"\nHow (every workload {sizes.runs} times; events' ts vs this machine's clock):")
+    print(report.methods(results))
     print(f"\n{mode} run in {meta['seconds']:g} s; JSON: {out / 'results.json'}")
     for chart in charts:
         print(f"chart: {chart}")

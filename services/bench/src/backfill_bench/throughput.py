@@ -23,7 +23,7 @@ def workload(ctx_note: str) -> Workload:
     return Workload(
         "A2",
         "throughput (one-chunk jobs)",
-        f"{ctx_note}; first submit -> all projected succeeded",
+        f"{ctx_note}; first submit -> all projected succeeded (polled every 50 ms)",
         [Metric("jobs_per_s", "jobs/s", Target(">=", 300))],
     )
 
