@@ -8,7 +8,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from services.ui.tests.console import enabled, eventually, log_in, set_values, texts
-from tests.support.stack import Stack
+from tests.support.stack import Stack, wait_until
 
 
 async def test_several_symbols_become_one_job_each(user: User, stack: Stack) -> None:
@@ -21,7 +21,11 @@ async def test_several_symbols_become_one_job_each(user: User, stack: Stack) -> 
     links = texts(user, "submitted")
     assert [link.split(":")[0] for link in links[1:]] == ["AAPL", "MSFT", "IBM"]
 
-    jobs = (await stack.api.get("/api/v1/jobs")).json()["jobs"]
+    async def projected() -> list[dict[str, Any]]:  # the projector folds the submits a bit later
+        found: list[dict[str, Any]] = (await stack.api.get("/api/v1/jobs")).json()["jobs"]
+        return found if len(found) >= 3 else []
+
+    jobs = await wait_until(projected, message="the three jobs projected")
     assert sorted(job["symbol"] for job in jobs) == ["AAPL", "IBM", "MSFT"]
     for job in jobs:
         await stack.wait_job(job["job_id"])
