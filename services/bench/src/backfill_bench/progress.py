@@ -15,7 +15,7 @@ import time
 
 from backfill_bench.context import Context
 from backfill_bench.events import EventWatcher
-from backfill_bench.jobs import SIM_OPTIONS, JobShape, check_jobs, wait_succeeded
+from backfill_bench.jobs import SIM_OPTIONS, BenchError, JobShape, check_jobs, wait_succeeded
 from backfill_bench.results import Metric, Run, Target, Workload
 from backfill_bench.stats import latency_figures
 from backfill_readmodel import queries
@@ -49,6 +49,8 @@ async def run(ctx: Context, number: int) -> Run:
     async def tail() -> None:
         nonlocal polls
         async with ctx.stack.engine.connect() as conn:
+            # Autocommit: each query sees the latest commit, with no BEGIN/COMMIT round trips.
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             while submitting or watching:
                 for job_id in list(watching):
                     for chunk in await queries.job_chunks_of(conn, job_id):
@@ -56,7 +58,6 @@ async def run(ctx: Context, number: int) -> Run:
                             seen[(job_id, chunk.chunk)] = time.time()
                     if sum(1 for key in seen if key[0] == job_id) == shape.chunks:
                         watching.discard(job_id)
-                await conn.commit()  # a fresh snapshot each cycle, and no transaction left open
                 polls += 1
                 await asyncio.sleep(POLL_S)
 
@@ -77,6 +78,9 @@ async def run(ctx: Context, number: int) -> Run:
         tailed_s = time.monotonic() - began
         keys = [("chunk.collected", j, c) for j in submitted for c in range(shape.chunks)]
         await watcher.wait_for(keys, 10)
+    unseen = [(j, c) for _, j, c in keys if (j, c) not in seen]
+    if unseen:
+        raise BenchError(f"{len(unseen)} chunks never showed done, e.g. {unseen[0]}")
     latencies = [
         (seen[(job_id, chunk)] - watcher.stamped[("chunk.collected", job_id, chunk)]) * 1000
         for job_id in submitted
