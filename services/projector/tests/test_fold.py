@@ -64,6 +64,7 @@ def submitted(job_id: str = JOB, seq: int = 1) -> JobSubmitted:
         end=DAY[3],
         options={"latency_ms": 0, "fail_every": 0},
         idempotency_key="key-1",
+        correlation_id="order-7",
     )
 
 
@@ -203,6 +204,7 @@ def test_a_job_from_submitted_to_succeeded() -> None:
         "finished_at": at(6),
         "instrument": None,
         "note": None,
+        "correlation_id": "order-7",  # the request's, for the lines logged about the job
     }
     assert chunk_rows(changes) == [
         (0, "done", 2, 1, None, None),
@@ -257,7 +259,7 @@ def test_job_event_rows() -> None:
                 "start": "2024-01-01T00:00:00Z", "end": "2024-01-04T00:00:00Z",
                 "options": {"latency_ms": 0, "fail_every": 0}, "idempotency_key": "key-1",
                 "time_limit_s": None,
-                "correlation_id": None,
+                "correlation_id": "order-7",
             },
         },
         {
