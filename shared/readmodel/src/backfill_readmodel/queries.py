@@ -275,3 +275,13 @@ async def add_waiting_notices(
                 notices[job.source] = await waiting_notice(conn, job, now, dead_after_s)
             job.notice = notices[job.source]
     return page
+
+
+async def universe_run_jobs(conn: AsyncConnection, universe: str, run_id: str) -> list[JobView]:
+    """The projected jobs of one run of a universe, by symbol and bar size."""
+    query = (
+        select(jobs)
+        .where(jobs.c.universe == universe, jobs.c.universe_run == run_id)
+        .order_by(jobs.c.symbol, jobs.c.bar_size, jobs.c.job_id)
+    )
+    return [job_view(row) for row in (await conn.execute(query)).mappings()]

@@ -46,6 +46,9 @@ class JobView(BaseModel):
     notice: str | None = None
     # The request that asked for the latest attempt (X-Correlation-ID): its log lines carry it.
     correlation_id: str | None = None
+    # The universe and run that fanned the job out, when one did.
+    universe: str | None = None
+    universe_run: str | None = None
 
 
 class JobPage(BaseModel):
