@@ -6,9 +6,21 @@ submitting the run again makes no new job; cancelling the run ends every job of 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from tests.support.stack import SUBMIT_TOKEN, TERMINAL, Stack, running_stack, wait_until
+import pytest
+
+from backfill_cli.main import main
+from tests.support.api_server import served_api
+from tests.support.stack import (
+    ADMIN_TOKEN,
+    SUBMIT_TOKEN,
+    TERMINAL,
+    Stack,
+    running_stack,
+    wait_until,
+)
 
 SYMBOLS = ["UNVA", "UNVB", "UNVC"]
 UNIVERSE: dict[str, Any] = {
@@ -197,3 +209,53 @@ async def test_universe_scopes_and_checks(
         replay = await stack.api.post("/api/v1/universes/test-megacaps/runs", json={"run_id": "s1"})
         assert replay.status_code == 202  # s1 is recorded: its jobs are answered, none new
         assert replay.json()["created"] == 0
+
+
+async def test_the_cli_defines_runs_follows_and_cancels(
+    redis_url: str,
+    database_url: str,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("BACKFILL_API_TOKEN", ADMIN_TOKEN)
+    async with running_stack(redis_url, database_url, namespace) as stack, served_api(stack) as url:
+
+        async def cli(*argv: str) -> tuple[int, str]:
+            code = await asyncio.to_thread(main, [*argv, "--api-url", url])
+            return code, capsys.readouterr().out
+
+        code, out = await cli(
+            "universe", "create", "cli-u", "--source", "sim", "--symbols", "CLIA", "CLIB",
+            "--bar-size", "1d", "--start", "2024-01-01", "--end", "2024-02-01",
+        )  # fmt: skip
+        assert code == 0
+        assert out == "universe cli-u: sim, 2 series (one job each per run)\n"
+        code, out = await cli("universe", "list")
+        assert out == "cli-u  sim  2 symbols x 1d  2024-01-01 to 2024-02-01\n"
+
+        code, out = await cli("universe", "run", "cli-u", "--run-id", "k1")  # follows to the end
+        assert code == 0
+        assert (
+            out.splitlines()[0]
+            == "run k1 of cli-u: 2 jobs submitted, 0 already submitted by this run"
+        )
+        assert out.splitlines()[-1] == f"cli-u run k1: 100%  2 jobs (2 succeeded)  {2 * DAYS} bars"
+        code, out = await cli("universe", "run", "cli-u", "--run-id", "k1", "--no-follow")
+        assert out == "run k1 of cli-u: 0 jobs submitted, 2 already submitted by this run\n"
+        code, out = await cli("universe", "status", "cli-u", "k1")
+        assert out.splitlines()[0] == f"cli-u run k1: 100%  2 jobs (2 succeeded)  {2 * DAYS} bars"
+        assert [line.split()[:3] for line in out.splitlines()[1:]] == [
+            ["CLIA", "1d", "succeeded"],
+            ["CLIB", "1d", "succeeded"],
+        ]
+        code, out = await cli("universe", "cancel", "cli-u", "k1")
+        assert out == (
+            "run k1 of cli-u: 0 cancelled, 0 stopping between chunks, 2 had already ended\n"
+        )
+        code, out = await cli("universe", "show", "cli-u")
+        assert "  run k1  " in out
+        code, out = await cli("universe", "delete", "cli-u")
+        assert (code, out) == (0, "universe cli-u deleted (its jobs and bars stay)\n")
+        code, _ = await cli("universe", "show", "cli-u")
+        assert code == 1  # a 404
