@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -236,3 +237,29 @@ async def submit_run(
             await store.record_run(run)
     await store.record_run(run)
     return RunSubmission(run, created, replayed)
+
+
+@dataclass(frozen=True, slots=True)
+class RunCancel:
+    cancelled: int  # were queued: cancelled at once
+    cancelling: int  # were running: stop within a poll
+    already_ended: int
+
+
+ENDED = frozenset({"succeeded", "failed", "cancelled"})
+
+
+async def cancel_run(
+    commands: CommandBus, run: UniverseRun, status_of: Mapping[str, str]
+) -> RunCancel:
+    """Cancel every job of the run that has not ended; `status_of` is each projected job's
+    status (a job not projected yet is queued, and is cancelled)."""
+    counts = {"cancelled": 0, "cancelling": 0}
+    ended = 0
+    for job in run.jobs:
+        if status_of.get(job.job_id) in ENDED:
+            ended += 1
+            continue
+        reason = f"universe {run.universe} run {run.run_id} cancelled"
+        counts[await commands.cancel(job.job_id, reason=reason)] += 1
+    return RunCancel(already_ended=ended, **counts)

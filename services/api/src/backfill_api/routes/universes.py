@@ -22,11 +22,12 @@ from backfill_bus.universes import (
     Universe,
     UniverseRun,
     UniverseStore,
+    cancel_run,
     new_run_id,
     submit_run,
 )
 from backfill_readmodel import queries
-from backfill_readmodel.views import JobView
+from backfill_readmodel.views import JobView, RunTotals
 
 router = APIRouter(prefix="/universes", tags=["universes"])
 
@@ -167,22 +168,10 @@ async def list_runs(name: NameParam, services: ServicesDep) -> list[RunSummary]:
     ]
 
 
-class RunProgress(BaseModel):
+class RunProgress(RunTotals):
     universe: str
     run_id: str
     submitted_at: datetime
-    jobs_total: int = Field(description="jobs the run submitted (one per series)")
-    by_status: dict[str, int] = Field(
-        description="jobs per status; a job not projected yet counts as queued"
-    )
-    finished: bool = Field(description="every job succeeded, failed or was cancelled")
-    bars_stored: int
-    chunks_done: int
-    chunks_total: int
-    percent: float = Field(
-        description="how far the run is to its end: the mean of its jobs' percent, an ended "
-        "job (succeeded, failed or cancelled) counting 100"
-    )
     jobs: list[JobView]
 
 
@@ -193,28 +182,12 @@ async def run_progress(
     """The run's aggregate progress: its jobs counted by status, their bars and chunks."""
     run = await _run_or_404(services, name, run_id)
     views = await queries.universe_run_jobs(conn, name, run_id)
-    by_status: dict[str, int] = {}
-    for view in views:
-        by_status[view.status] = by_status.get(view.status, 0) + 1
-    unseen = len({j.job_id for j in run.jobs} - {v.job_id for v in views})
-    if unseen:
-        by_status["queued"] = by_status.get("queued", 0) + unseen
-    total = len(run.jobs)
-    ended = sum(by_status.get(s, 0) for s in queries.TERMINAL_STATUSES)
-    percents = [
-        100.0 if v.status in queries.TERMINAL_STATUSES else v.progress.percent for v in views
-    ]
+    totals = queries.run_totals([j.job_id for j in run.jobs], views)
     return RunProgress(
+        **totals.model_dump(),
         universe=name,
         run_id=run_id,
         submitted_at=run.submitted_at,
-        jobs_total=total,
-        by_status=by_status,
-        finished=total > 0 and ended == total,
-        bars_stored=sum(v.progress.bars_stored for v in views),
-        chunks_done=sum(v.progress.chunks_done for v in views),
-        chunks_total=sum(v.progress.chunks_total for v in views),
-        percent=round(sum(percents) / total, 2) if total else 100.0,
         jobs=views,
     )
 
@@ -233,20 +206,17 @@ class RunCancelled(BaseModel):
     response_model=RunCancelled,
     responses={404: _NOT_FOUND},
 )
-async def cancel_run(
+async def cancel_universe_run(
     name: NameParam, run_id: RunIdParam, services: ServicesDep, conn: ConnectionDep
 ) -> RunCancelled:
     """Cancel every job of the run that has not ended; the ended ones stay as they are."""
     run = await _run_or_404(services, name, run_id)
     status_of = {v.job_id: v.status for v in await queries.universe_run_jobs(conn, name, run_id)}
-    counts = {"cancelled": 0, "cancelling": 0}
-    ended = 0
-    for job in run.jobs:
-        if status_of.get(job.job_id) in queries.TERMINAL_STATUSES:
-            ended += 1
-            continue
-        result = await services.commands.cancel(
-            job.job_id, reason=f"universe {name} run {run_id} cancelled"
-        )
-        counts[result] += 1
-    return RunCancelled(universe=name, run_id=run_id, already_ended=ended, **counts)
+    result = await cancel_run(services.commands, run, status_of)
+    return RunCancelled(
+        universe=name,
+        run_id=run_id,
+        cancelled=result.cancelled,
+        cancelling=result.cancelling,
+        already_ended=result.already_ended,
+    )
