@@ -205,6 +205,8 @@ def test_a_job_from_submitted_to_succeeded() -> None:
         "instrument": None,
         "note": None,
         "correlation_id": "order-7",  # the request's, for the lines logged about the job
+        "universe": None,  # not fanned out by a universe run
+        "universe_run": None,
     }
     assert chunk_rows(changes) == [
         (0, "done", 2, 1, None, None),
@@ -259,7 +261,7 @@ def test_job_event_rows() -> None:
                 "start": "2024-01-01T00:00:00Z", "end": "2024-01-04T00:00:00Z",
                 "options": {"latency_ms": 0, "fail_every": 0}, "idempotency_key": "key-1",
                 "time_limit_s": None,
-                "correlation_id": "order-7",
+                "correlation_id": "order-7", "universe": None, "universe_run": None,
             },
         },
         {

@@ -143,6 +143,8 @@ def _fold_submitted(changes: Changes, event: JobSubmitted) -> None:
         updated_at=event.ts,
         last_seq=event.seq,
         correlation_id=event.correlation_id,
+        universe=event.universe,
+        universe_run=event.universe_run,
     )
     changes.dirty_jobs.add(event.job_id)
 

@@ -77,6 +77,8 @@ class JobRow:
     instrument: str | None = None
     note: str | None = None  # what the job waits for while it waits (pacing, a gateway)
     correlation_id: str | None = None  # the latest attempt's request
+    universe: str | None = None  # the universe run that fanned the job out, if one did
+    universe_run: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -66,6 +66,8 @@ class CommandBus:
         *,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
+        universe: str | None = None,
+        universe_run: str | None = None,
     ) -> Submission:
         """Record the job as queued and hand it to its source's workers, atomically.
 
@@ -91,6 +93,8 @@ class CommandBus:
             job_id=job_id,
             idempotency_key=idempotency_key,
             correlation_id=correlation_id,
+            universe=universe,
+            universe_run=universe_run,
             producer=self.producer,
         )
         submitted = JobSubmitted(
@@ -101,6 +105,8 @@ class CommandBus:
             seq=1,
             idempotency_key=idempotency_key,
             correlation_id=correlation_id,
+            universe=universe,
+            universe_run=universe_run,
             producer=self.producer,
             ts=command.ts,
         )

@@ -33,7 +33,9 @@ from backfill_contracts.events import (
 from backfill_contracts.message import DATA_FIELD, SCHEMA_VERSION, Message, utc_now
 from backfill_contracts.outcomes import Outcome
 from backfill_contracts.sources import (
+    ADJUSTED_PRICE_TYPES,
     OPTIONS_BY_SOURCE,
+    SPLITS_IN_PRICES,
     IbkrOptions,
     SecType,
     SimOptions,
@@ -46,9 +48,11 @@ from backfill_contracts.sources import (
 )
 
 __all__ = [
+    "ADJUSTED_PRICE_TYPES",
     "DATA_FIELD",
     "OPTIONS_BY_SOURCE",
     "SCHEMA_VERSION",
+    "SPLITS_IN_PRICES",
     "SYMBOL_PATTERN",
     "TERMINAL_EVENT_TYPES",
     "AnyEvent",

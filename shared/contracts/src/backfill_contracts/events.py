@@ -48,6 +48,9 @@ class JobSubmitted(JobEvent):
     idempotency_key: str | None = None
     time_limit_s: float | None = None
     correlation_id: str | None = None
+    # The universe and its run that fanned this job out (POST /universes/{name}/runs).
+    universe: str | None = None
+    universe_run: str | None = None
 
 
 class JobStarted(JobEvent):

@@ -185,6 +185,8 @@ class JobRunner:
             ),
             idempotency_key=job.idempotency_key,
             correlation_id=job.correlation_id,
+            universe=job.universe,
+            universe_run=job.universe_run,
         )
         return True
 
