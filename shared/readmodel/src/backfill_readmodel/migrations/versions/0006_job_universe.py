@@ -1,10 +1,7 @@
 """Jobs: the universe and the run of it that fanned them out, for the run's aggregate view
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
-
-Numbered 0007 because 0006 is taken on another branch (coverage); at merge this is rebased onto
-0006 (down_revision = "0006").
 """
 
 from collections.abc import Sequence
@@ -12,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
