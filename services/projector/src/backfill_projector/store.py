@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
@@ -158,26 +159,33 @@ WHERE ({", ".join("bars." + v for v in _VALUES)})
 # key twice. The WHERE makes a replayed chunk rewrite nothing (no dead tuples, no WAL).
 
 
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+@functools.cache
+def _upsert_statement(dialect: str, table: Table, key: tuple[str, ...]) -> Any:
+    """Built once per table: constructing `excluded` and its column proxies on every batch was
+    a visible share of a small batch's time (the projector's latency, issue #9's A4)."""
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
+    return statement.on_conflict_do_update(index_elements=list(key), set_=updates)
+
+
+@functools.cache
+def _insert_ignore_statement(dialect: str, table: Table, key: tuple[str, ...]) -> Any:
+    statement = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return statement.on_conflict_do_nothing(index_elements=list(key))
 
 
 async def upsert(
     conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], key: list[str]
 ) -> None:
     for batch in _batches(rows, table):
-        statement = _insert(conn, table)
-        updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
-        await conn.execute(statement.on_conflict_do_update(index_elements=key, set_=updates), batch)
+        await conn.execute(_upsert_statement(conn.dialect.name, table, tuple(key)), batch)
 
 
 async def insert_ignore(
     conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], key: list[str]
 ) -> None:
     for batch in _batches(rows, table):
-        statement = _insert(conn, table).on_conflict_do_nothing(index_elements=key)
-        await conn.execute(statement, batch)
+        await conn.execute(_insert_ignore_statement(conn.dialect.name, table, tuple(key)), batch)
 
 
 def _batches(rows: Sequence[dict[str, Any]], table: Table) -> Iterable[list[dict[str, Any]]]:
