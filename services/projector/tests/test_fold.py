@@ -260,6 +260,7 @@ def test_job_event_rows() -> None:
                 "options": {"latency_ms": 0, "fail_every": 0}, "idempotency_key": "key-1",
                 "time_limit_s": None,
                 "correlation_id": "order-7",
+                "mode": "full", "force": False,
             },
         },
         {
@@ -274,6 +275,7 @@ def test_job_event_rows() -> None:
                 ],
                 "resumed_chunks": [],
                 "instrument": None,
+                "skipped_chunks": 0,
             },
         },
         {

@@ -31,6 +31,7 @@ from backfill_contracts.events import (
     parse_event,
 )
 from backfill_contracts.message import DATA_FIELD, SCHEMA_VERSION, Message, utc_now
+from backfill_contracts.modes import JobMode
 from backfill_contracts.outcomes import Outcome
 from backfill_contracts.sources import (
     OPTIONS_BY_SOURCE,
@@ -68,6 +69,7 @@ __all__ = [
     "JobEvent",
     "JobFailed",
     "JobHandedBack",
+    "JobMode",
     "JobRetrying",
     "JobStarted",
     "JobSubmitted",

@@ -20,6 +20,8 @@ class Plan:
     chunks: list[ChunkSpec]
     # What the bars are stored under when it is not the job's symbol (a future: ESH5).
     instrument: str | None = None
+    # Chunks of the source's plan left out as stored already (see backfill_worker.stored).
+    skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,153 @@
+"""Job modes and no duplicate work, end to end: requests counted at the (sim) source."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete
+
+from backfill_contracts import BarBatch
+from backfill_readmodel.tables import bars
+from backfill_sim import SimSource
+from backfill_worker import FetchRequest
+from tests.support.stack import Stack, running_stack
+
+WEEK = {"source": "sim", "symbol": "MODES", "bar_size": "1m"}
+
+
+class CountingSim(SimSource):
+    """The sim source, counting the requests it answers (each chunk fetch is one)."""
+
+    def __init__(self) -> None:
+        self.windows: list[tuple[str, str]] = []
+
+    async def fetch(self, request: FetchRequest) -> BarBatch:
+        chunk = request.chunk
+        self.windows.append((chunk.start.isoformat(), chunk.end.isoformat()))
+        return await super().fetch(request)
+
+    def taken(self) -> list[tuple[str, str]]:
+        windows, self.windows = self.windows, []
+        return windows
+
+
+async def _run(stack: Stack, **job: Any) -> dict[str, Any]:
+    job_id = await stack.submit(**{**WEEK, **job})
+    done = await stack.wait_job(job_id)
+    assert done["status"] == "succeeded", done
+    return done
+
+
+def _day(day: int) -> tuple[str, str]:
+    return (f"2024-01-{day:02d}T00:00:00+00:00", f"2024-01-{day + 1:02d}T00:00:00+00:00")
+
+
+async def test_fill_gaps_plans_only_the_missing_days_and_then_nothing(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        await stack.start_worker(f"{namespace}w", source=sim)
+        await _run(stack, start="2024-01-08", end="2024-01-10")
+        assert sim.taken() == [_day(8), _day(9)]
+
+        filled = await _run(stack, start="2024-01-08", end="2024-01-13", mode="fill_gaps")
+        assert sim.taken() == [_day(10), _day(11), _day(12)]
+        assert filled["progress"]["chunks_total"] == 3
+        assert filled["progress"]["bars_stored"] == 3 * 390
+
+        again = await _run(stack, start="2024-01-08", end="2024-01-13", mode="fill_gaps")
+        assert sim.taken() == []
+        assert again["progress"]["chunks_total"] == 0
+        events = (await stack.api.get(f"/api/v1/jobs/{again['job_id']}/events")).json()
+        started = next(e for e in events if e["type"] == "job.started")
+        assert started["data"]["chunks"] == []
+        assert started["data"]["skipped_chunks"] == 5
+
+        # An identical chunk already stored is not fetched again, even in mode `full`...
+        full = await _run(stack, start="2024-01-08", end="2024-01-13")
+        assert sim.taken() == []
+        assert full["progress"]["chunks_total"] == 0
+        # ...unless forced.
+        await _run(stack, start="2024-01-08", end="2024-01-10", force=True)
+        assert sim.taken() == [_day(8), _day(9)]
+
+        coverage = (await stack.api.get("/api/v1/coverage", params=WEEK)).json()
+        assert coverage["count"] == 5 * 390
+        assert coverage["gaps"] == []
+
+
+async def test_a_hole_is_refetched_only_when_forced_and_only_the_hole(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        await stack.start_worker(f"{namespace}w", source=sim)
+        await _run(stack, start="2024-01-08", end="2024-01-10")
+        sim.taken()
+        async with stack.engine.begin() as conn:
+            await conn.execute(
+                delete(bars).where(
+                    bars.c.symbol == "MODES",
+                    bars.c.ts >= datetime(2024, 1, 9, 15, 0, tzinfo=UTC),
+                    bars.c.ts < datetime(2024, 1, 9, 15, 10, tzinfo=UTC),
+                )
+            )
+        # The source answered for that window already: a plain fill_gaps does not ask again.
+        await _run(stack, start="2024-01-08", end="2024-01-10", mode="fill_gaps")
+        assert sim.taken() == []
+        forced = await _run(
+            stack, start="2024-01-08", end="2024-01-10", mode="fill_gaps", force=True
+        )
+        assert sim.taken() == [("2024-01-09T15:00:00+00:00", "2024-01-09T15:10:00+00:00")]
+        assert forced["progress"]["bars_stored"] == 10
+        coverage = (await stack.api.get("/api/v1/coverage", params=WEEK)).json()
+        assert (coverage["count"], coverage["gaps"]) == (2 * 390, [])
+
+
+async def test_top_up_collects_after_the_last_bar_and_then_nothing(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        await stack.start_worker(f"{namespace}w", source=sim)
+        await _run(stack, start="2024-01-08", end="2024-01-10")
+        sim.taken()
+        # From the 1st: what lies before the last stored bar is not top_up's business.
+        await _run(stack, start="2024-01-01", end="2024-01-13", mode="top_up")
+        assert sim.taken() == [_day(10), _day(11), _day(12)]
+        again = await _run(stack, start="2024-01-01", end="2024-01-13", mode="top_up")
+        assert sim.taken() == []
+        assert again["progress"]["chunks_total"] == 0
+
+
+async def test_a_raw_xadd_fill_gaps_works_without_the_api(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        await stack.start_worker(f"{namespace}w", source=sim)
+        await _run(stack, start="2024-01-08", end="2024-01-10")
+        sim.taken()
+        command = {
+            "type": "collect_bars", "job_id": f"{namespace}raw", **WEEK,
+            "start": "2024-01-08", "end": "2024-01-11", "mode": "fill_gaps",
+        }  # fmt: skip
+        await stack.redis.xadd(stack.names.command_stream("sim"), {"__data__": json.dumps(command)})
+        job = await stack.wait_job(f"{namespace}raw")
+        assert job["status"] == "succeeded"
+        assert sim.taken() == [_day(10)]
+
+
+async def test_a_worker_without_the_database_refuses_fill_gaps(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        await stack.start_worker(f"{namespace}w", database_url="")
+        job_id = await stack.submit(**WEEK, start="2024-01-08", end="2024-01-10", mode="top_up")
+        job = await stack.wait_job(job_id)
+        assert job["status"] == "failed"
+        assert job["error"]["outcome"] == "invalid_request"
+        assert "BACKFILL_DATABASE_URL" in job["error"]["message"]
