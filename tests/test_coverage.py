@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import delete
 
 from backfill_bus import Names
+from backfill_cli.main import main
 from backfill_contracts import (
     BarBatch,
     BarSize,
@@ -19,6 +22,7 @@ from backfill_contracts import (
     JobSucceeded,
 )
 from backfill_readmodel.tables import bars
+from tests.support.api_server import bearer_token, served_api
 from tests.support.events import append, wait_folded
 from tests.support.stack import running_stack
 
@@ -145,3 +149,36 @@ async def test_yahoo_daily_bars_against_the_new_york_calendar(
         ]
         sessions = [_at("2024-07-01") + timedelta(days=n) for n in (0, 1, 2, 4, 7, 8, 9)]
         assert [d["day"] for d in body["days"]] == [s.date().isoformat() for s in sessions]
+
+
+async def test_the_cli_shows_coverage_and_submits_a_fill(
+    redis_url: str,
+    database_url: str,
+    namespace: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with (
+        running_stack(redis_url, database_url, namespace) as stack,
+        served_api(stack) as api_url,
+    ):
+        monkeypatch.setenv("BACKFILL_API_TOKEN", bearer_token(stack) or "")
+        series = ["--source", "sim", "--bar-size", "1d", "--api-url", api_url]
+        first = await stack.submit(
+            source="sim", symbol="CLI", bar_size="1d", start="2024-01-01", end="2024-01-08"
+        )
+        await stack.wait_job(first)
+        capsys.readouterr()
+        argv = ["coverage", "CLI", *series, "--start", "2024-01-01", "--end", "2024-01-13"]
+        assert await asyncio.to_thread(main, argv) == 0
+        out = capsys.readouterr().out
+        assert "stored    5 bars, 2024-01-01T00:00:00Z to 2024-01-05T00:00:00Z" in out
+        assert "5 of 10 expected bars (50.0%)" in out
+        assert "2024-01-08T00:00:00Z  2024-01-13T00:00:00Z     5  never requested" in out
+
+        fill = ["submit", "CLI", *series, "--start", "2024-01-01", "--end", "2024-01-13"]
+        assert await asyncio.to_thread(main, [*fill, "--mode", "fill_gaps"]) == 0
+        assert await asyncio.to_thread(main, argv) == 0
+        out = capsys.readouterr().out
+        assert "10 of 10 expected bars (100.0%)" in out
+        assert "gaps      none" in out
