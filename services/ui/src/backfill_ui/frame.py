@@ -18,7 +18,13 @@ from backfill_ui.feed import Feed, JobWatch
 from backfill_ui.live import LiveEvent
 from backfill_ui.services import Services
 
-NAV = (("Collect", "/"), ("Jobs", "/jobs"), ("Monitoring", "/monitoring"), ("IBKR", "/ibkr"))
+NAV = (
+    ("Collect", "/"),
+    ("Jobs", "/jobs"),
+    ("Coverage", "/coverage"),
+    ("Monitoring", "/monitoring"),
+    ("IBKR", "/ibkr"),
+)
 NotifyType = Literal["positive", "negative", "warning", "info"]
 NOTIFY_TYPES: dict[str, NotifyType] = {
     "succeeded": "positive",

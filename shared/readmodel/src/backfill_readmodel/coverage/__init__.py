@@ -11,6 +11,7 @@ from backfill_readmodel.coverage.store import (
     Series,
     coverage,
     held,
+    list_series,
     measure,
 )
 from backfill_readmodel.coverage.views import CoverageView, DayView, GapView
@@ -27,5 +28,6 @@ __all__ = [
     "calendar_for",
     "coverage",
     "held",
+    "list_series",
     "measure",
 ]

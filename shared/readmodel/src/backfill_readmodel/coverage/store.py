@@ -71,6 +71,24 @@ async def held(conn: AsyncConnection, series: Series) -> Held:
     return Held(first, last, count)
 
 
+async def list_series(conn: AsyncConnection, limit: int = 200) -> list[tuple[Series, Held]]:
+    """Every series with bars, with its first and last bar and count (grouped on the bars
+    table's primary key prefix, so an index scan)."""
+    key = (bars.c.source, bars.c.symbol, bars.c.bar_size, bars.c.price_type)
+    query = (
+        select(*key, func.min(bars.c.ts), func.max(bars.c.ts), func.count())
+        .group_by(*key)
+        .order_by(*key)
+        .limit(limit)
+    )
+    found = []
+    for source, symbol, bar_size, price_type, first, last, count in await conn.execute(query):
+        if bar_size in BarSize.__members__.values():
+            series = Series(source, symbol, BarSize(bar_size), price_type)
+            found.append((series, Held(first, last, count)))
+    return found
+
+
 async def bar_times(conn: AsyncConnection, series: Series, lo: int, hi: int) -> list[int]:
     query = (
         select(bars.c.ts)
