@@ -12,7 +12,7 @@ from backfill_contracts import BarBatch
 from backfill_readmodel.tables import bars
 from backfill_sim import SimSource
 from backfill_worker import FetchRequest
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, running_stack, wait_until
 
 WEEK = {"source": "sim", "symbol": "MODES", "bar_size": "1m"}
 
@@ -151,3 +151,40 @@ async def test_a_worker_without_the_database_refuses_fill_gaps(
         assert job["status"] == "failed"
         assert job["error"]["outcome"] == "invalid_request"
         assert "BACKFILL_DATABASE_URL" in job["error"]["message"]
+
+
+async def test_a_fill_handed_back_midway_resumes_its_pinned_plan(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        leaving = await stack.start_worker(f"{namespace}leaving", source=sim)
+        await _run(stack, start="2024-01-08", end="2024-01-10")
+        sim.taken()
+        job_id = await stack.submit(
+            **WEEK, start="2024-01-01", end="2024-01-13", mode="fill_gaps",
+            options={"latency_ms": 200},
+        )  # fmt: skip
+
+        async def two_done() -> bool:
+            job = (await stack.api.get(f"/api/v1/jobs/{job_id}")).json()
+            return bool(job.get("progress", {}).get("chunks_done", 0) >= 2)
+
+        await wait_until(two_done, message="2 chunks done")
+        await stack.start_worker(f"{namespace}staying", source=sim, claim_interval_ms=100)
+        await leaving.stop()
+        job = await stack.wait_job(job_id, timeout=30)
+        assert job["status"] == "succeeded"
+        # Only the days before the 8th and after the 9th; the one in flight at the handback
+        # is asked again, every other once.
+        taken = sim.taken()
+        assert sorted(set(taken)) == [_day(d) for d in (1, 2, 3, 4, 5, 10, 11, 12)]
+        assert len(taken) <= 9
+        assert job["progress"]["chunks_done"] == job["progress"]["chunks_total"] == 8
+        events = (await stack.api.get(f"/api/v1/jobs/{job_id}/events")).json()
+        starts = [e["data"] for e in events if e["type"] == "job.started"]
+        assert len(starts) == 2
+        assert starts[0]["chunks"] == starts[1]["chunks"]
+        assert starts[1]["resumed_chunks"][:2] == [0, 1]
+        collected = [e["data"]["chunk"] for e in events if e["type"] == "chunk.collected"]
+        assert sorted(collected) == list(range(8))  # each chunk collected exactly once
