@@ -120,6 +120,10 @@ async def test_sim_gaps_are_found_and_each_says_why(
         refused = await stack.api.get("/api/v1/coverage", params={**week, "calendar": "XNOPE"})
         assert refused.status_code == 422
         assert "XNOPE" in refused.text
+        huge = {**week, "bar_size": "1s", "start": "2024-01-01", "end": "2025-01-01"}
+        too_large = await stack.api.get("/api/v1/coverage", params=huge)
+        assert too_large.status_code == 422
+        assert "ask for a shorter one" in too_large.text
 
 
 async def test_yahoo_daily_bars_against_the_new_york_calendar(

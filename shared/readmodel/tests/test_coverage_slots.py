@@ -8,7 +8,12 @@ from datetime import UTC, date, datetime
 import pytest
 
 from backfill_contracts import BarSize
-from backfill_readmodel.coverage import GapKind, UnknownCalendarError, calendar_for
+from backfill_readmodel.coverage import (
+    GapKind,
+    RangeTooLargeError,
+    UnknownCalendarError,
+    calendar_for,
+)
 from backfill_readmodel.coverage.gaps import ChunkWindow, classify, held_slots
 from backfill_readmodel.coverage.slots import expected_slots
 
@@ -77,3 +82,11 @@ def test_gap_reasons_split_a_run_and_collected_beats_failed() -> None:
 def test_an_unknown_calendar_is_refused() -> None:
     with pytest.raises(UnknownCalendarError, match="XNOPE"):
         calendar_for("yahoo", "XNOPE")
+
+
+def test_a_range_too_large_is_refused_before_it_is_built() -> None:
+    sim = calendar_for("sim")
+    with pytest.raises(RangeTooLargeError, match="100 years"):
+        expected_slots(sim, BarSize.D1, _ts("0001-01-01"), _ts("9999-01-01"))
+    with pytest.raises(RangeTooLargeError, match="2000000 1s bars"):
+        expected_slots(sim, BarSize.S1, _ts("2024-01-01"), _ts("2025-01-01"))

@@ -6,8 +6,8 @@ missing, `slots` for how a calendar becomes expected bars, and `store` for the q
 
 from backfill_readmodel.coverage.calendars import UnknownCalendarError, calendar_for
 from backfill_readmodel.coverage.gaps import Gap, GapKind
+from backfill_readmodel.coverage.slots import RangeTooLargeError
 from backfill_readmodel.coverage.store import (
-    RangeTooLargeError,
     Series,
     coverage,
     held,

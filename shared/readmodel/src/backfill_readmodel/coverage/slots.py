@@ -20,6 +20,13 @@ from backfill_readmodel.coverage.calendars import Session, TradingCalendar
 
 DAY = 86_400
 HALF_DAY = DAY // 2
+# Bounds on one measurement: past them a range is refused, not computed (a year of 1s bars).
+MAX_SLOTS = 2_000_000
+MAX_YEARS = 100
+
+
+class RangeTooLargeError(ValueError):
+    """Raised when a range spans more than MAX_YEARS or holds more than MAX_SLOTS bars."""
 
 
 @dataclass(slots=True)
@@ -45,7 +52,9 @@ class Slots:
 
 
 def expected_slots(calendar: TradingCalendar, bar_size: BarSize, lo: int, hi: int) -> Slots:
-    """Slots with lo <= start < hi (epoch seconds, UTC)."""
+    """Slots with lo <= start < hi (epoch seconds, UTC); raises RangeTooLargeError."""
+    if hi - lo > MAX_YEARS * 366 * DAY:
+        raise RangeTooLargeError(f"a range spans at most {MAX_YEARS} years")
     first = _utc_date(lo) - timedelta(days=7)
     last = _utc_date(hi) + timedelta(days=1)
     sessions = calendar.sessions(first, last)
@@ -67,6 +76,11 @@ def _intraday(slots: Slots, sessions: list[Session], bar_size: BarSize, lo: int,
         for start in range(session.open, session.close, step):
             if lo <= start < hi:
                 slots.add(start, min(start + step, session.close), session.day)
+        if len(slots) > MAX_SLOTS:
+            raise RangeTooLargeError(
+                f"more than {MAX_SLOTS} {bar_size.value} bars expected in the range: "
+                "ask for a shorter one"
+            )
 
 
 def _coarse(slots: Slots, sessions: list[Session], bar_size: BarSize, lo: int, hi: int) -> None:

@@ -24,12 +24,6 @@ from backfill_readmodel.coverage.views import CoverageView, DayView, GapView
 from backfill_readmodel.tables import bars, job_chunks, jobs
 
 FINISHED = ("succeeded", "failed", "cancelled")
-# Past this many expected bars a range is refused: ask for a shorter one (a year of 1s bars).
-MAX_SLOTS = 2_000_000
-
-
-class RangeTooLargeError(ValueError):
-    """Raised when a coverage range holds more expected bars than MAX_SLOTS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +135,6 @@ async def measure(
 ) -> Measured:
     """The series over [lo, hi) (epoch seconds, UTC) against `calendar`."""
     slots = await asyncio.to_thread(expected_slots, calendar, series.bar_size, lo, hi)
-    if len(slots) > MAX_SLOTS:
-        raise RangeTooLargeError(
-            f"{len(slots)} {series.bar_size.value} bars expected in the range; "
-            f"ask for at most {MAX_SLOTS} at a time (a shorter range)"
-        )
     # Coarse bars stamped at the exchange's midnight may sit up to half a day off their slot.
     times = await bar_times(conn, series, lo - HALF_DAY, hi + HALF_DAY)
     chunks = await chunk_windows(conn, series, lo, hi)
