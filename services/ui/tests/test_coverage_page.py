@@ -7,8 +7,8 @@ from typing import Any
 from nicegui import ui
 from nicegui.testing import User
 
-from services.ui.tests.console import log_in, texts
-from tests.support.stack import Stack
+from services.ui.tests.console import log_in, set_values, texts
+from tests.support.stack import Stack, wait_until
 
 SERIES = {"source": "sim", "symbol": "PAGE", "bar_size": "1d"}
 
@@ -53,3 +53,28 @@ async def test_no_series_yet(user: User) -> None:
     await log_in(user)
     await user.open("/coverage")
     await user.should_see(marker="no-series")
+
+
+async def test_the_gap_is_filled_from_the_collect_form(user: User, stack: Stack) -> None:
+    for start, end in (("2024-01-01", "2024-01-06"), ("2024-01-15", "2024-01-20")):
+        job_id = await stack.submit(**SERIES, start=start, end=end)
+        assert (await stack.wait_job(job_id))["status"] == "succeeded"
+    await log_in(user)
+    await user.open("/")
+    set_values(
+        user, symbols="PAGE", bar_size="1d", start="2024-01-01", end="2024-01-20", mode="fill_gaps"
+    )
+    await user.should_see("what is stored already is not fetched again")
+    user.find(marker="submit").click()
+    await user.should_see("Submitted 1 job(s); they run on without this page:", retries=30)
+
+    async def filled() -> dict[str, Any] | None:
+        jobs = (await stack.api.get("/api/v1/jobs", params={"symbol": "PAGE"})).json()["jobs"]
+        newest = jobs[0] if len(jobs) == 3 else None
+        return newest if newest and newest["status"] == "succeeded" else None
+
+    job = await wait_until(filled, message="the fill job done")
+    assert job["progress"]["bars_stored"] == 5  # the 8th to the 12th, and nothing else
+    await user.open("/coverage/series?source=sim&symbol=PAGE&bar_size=1d&price_type=trades")
+    await user.should_see(marker="gaps", retries=40)
+    assert texts(user, "gaps") == ["none: every expected bar is stored"]
