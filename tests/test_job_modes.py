@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from backfill_contracts import BarBatch
+from backfill_contracts import BarBatch, CollectBars
 from backfill_readmodel.tables import bars
 from backfill_sim import SimSource
-from backfill_worker import FetchRequest
+from backfill_worker import FetchRequest, Plan
 from tests.support.stack import Stack, running_stack, wait_until
 
 WEEK = {"source": "sim", "symbol": "MODES", "bar_size": "1m"}
@@ -22,11 +22,16 @@ class CountingSim(SimSource):
 
     def __init__(self) -> None:
         self.windows: list[tuple[str, str]] = []
+        self.plans = 0
 
     async def fetch(self, request: FetchRequest) -> BarBatch:
         chunk = request.chunk
         self.windows.append((chunk.start.isoformat(), chunk.end.isoformat()))
         return await super().fetch(request)
+
+    async def plan(self, job: CollectBars) -> Plan:
+        self.plans += 1
+        return await super().plan(job)
 
     def taken(self) -> list[tuple[str, str]]:
         windows, self.windows = self.windows, []
@@ -58,18 +63,22 @@ async def test_fill_gaps_plans_only_the_missing_days_and_then_nothing(
         assert filled["progress"]["chunks_total"] == 3
         assert filled["progress"]["bars_stored"] == 3 * 390
 
+        plans = sim.plans
         again = await _run(stack, start="2024-01-08", end="2024-01-13", mode="fill_gaps")
         assert sim.taken() == []
+        assert sim.plans == plans  # nothing missing: the source is not even asked to plan
         assert again["progress"]["chunks_total"] == 0
         events = (await stack.api.get(f"/api/v1/jobs/{again['job_id']}/events")).json()
         started = next(e for e in events if e["type"] == "job.started")
         assert started["data"]["chunks"] == []
-        assert started["data"]["skipped_chunks"] == 5
 
         # An identical chunk already stored is not fetched again, even in mode `full`...
         full = await _run(stack, start="2024-01-08", end="2024-01-13")
         assert sim.taken() == []
         assert full["progress"]["chunks_total"] == 0
+        events = (await stack.api.get(f"/api/v1/jobs/{full['job_id']}/events")).json()
+        started = next(e for e in events if e["type"] == "job.started")
+        assert started["data"]["skipped_chunks"] == 5
         # ...unless forced.
         await _run(stack, start="2024-01-08", end="2024-01-10", force=True)
         assert sim.taken() == [_day(8), _day(9)]

@@ -142,8 +142,14 @@ class JobRunner:
         run = await self._redis(partial(self._start_clock, job, held), "starting the clock")
         try:
             await self._check(run)
-            plan = await self._watched(run, partial(self.source.plan, job), None, None)
-            plan = await self._watched(run, partial(self.stored.narrowed, job, plan), None, None)
+            nothing = partial(self.stored.without_planning, job, self.source)
+            plan_or_none = await self._watched(run, nothing, None, None)
+            if plan_or_none is None:
+                plan = await self._watched(run, partial(self.source.plan, job), None, None)
+                narrowed = partial(self.stored.narrowed, job, plan)
+                plan = await self._watched(run, narrowed, None, None)
+            else:
+                plan = plan_or_none
             await self._collect(run, plan)
         except SourceError as error:
             await self._emit(JobFailed, job, outcome=error.outcome, message=error.message)

@@ -65,6 +65,19 @@ class ReportsStatus(Protocol):
 
 
 @runtime_checkable
+class NamesSeries(Protocol):
+    """A source that can say, without a request, what a job's bars are stored under.
+
+    Lets a fill_gaps or top_up job with nothing missing end without asking the source
+    anything, not even to plan (IB's contract details and head timestamp are requests).
+    """
+
+    def series_of(self, job: CollectBars) -> tuple[str, str] | None:
+        """(instrument, price type) of the job's bars; None when only planning can tell."""
+        ...
+
+
+@runtime_checkable
 class HasLifecycle(Protocol):
     """A source holding a connection: started before the worker takes work, stopped after."""
 

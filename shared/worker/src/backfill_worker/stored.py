@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ from backfill_bus.event_log import JOB_KEY_TTL_S
 from backfill_contracts import ChunkSpec, CollectBars, JobMode, Outcome
 from backfill_readmodel.coverage import GapKind, RangeTooLargeError, Series, calendar_for, held
 from backfill_readmodel.coverage.store import Measured, chunk_windows, measure
-from backfill_worker.source import Plan, SourceError
+from backfill_worker.source import NamesSeries, Plan, SourceError
 
 _ANSWERED = (GapKind.PARTIAL, GapKind.NO_DATA)
 _FILLABLE = frozenset({GapKind.NEVER_REQUESTED, GapKind.FAILED})
@@ -71,14 +71,44 @@ class StoredData:
         ]
         return replace(plan, chunks=kept, skipped=max(0, len(plan.chunks) - len(kept)))
 
+    async def without_planning(self, job: CollectBars, source: object) -> Plan | None:
+        """An empty plan, pinned, when a fill_gaps or top_up job has nothing to fetch and its
+        source names the series without a request (see NamesSeries): the source is then not
+        asked anything at all, not even to plan. None: plan as usual."""
+        if job.mode is JobMode.FULL or self.engine is None or not isinstance(source, NamesSeries):
+            return None
+        named = source.series_of(job)
+        if named is None:
+            return None
+        key = self.names.job_key(job.job_id, "plan")
+        if await self.redis.exists(key, self.names.job_key(job.job_id, "chunks_done")):
+            return None  # under way: it resumes its own plan
+        instrument, price_type = named
+        reading = await self._read(job, Series(job.source, instrument, job.bar_size, price_type))
+        if reading.wanted(job.force):
+            return None
+        await self.redis.set(key, "[]", nx=True, ex=JOB_KEY_TTL_S)
+        if await self.redis.get(key) not in (b"[]", "[]"):
+            return None  # another delivery pinned a plan first: follow it
+        return Plan(price_type, [], None if instrument == job.symbol else instrument)
+
     async def _choose(self, job: CollectBars, plan: Plan) -> list[ChunkSpec]:
+        series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
+        reading = await self._read(job, series)
+        if job.mode is JobMode.FULL:
+            return [c for c in plan.chunks if not _stored(c, reading.answered, reading.measured)]
+        if reading.measured is None:
+            return []
+        wanted = reading.wanted(job.force)
+        return _cut_to(plan.chunks, wanted, reading.measured, reading.lo, reading.hi)
+
+    async def _read(self, job: CollectBars, series: Series) -> _Reading:
         if self.engine is None:
             raise SourceError(
                 Outcome.INVALID_REQUEST,
                 f"mode {job.mode.value} needs to know what is stored, and this worker has no "
                 "database (set BACKFILL_DATABASE_URL to the projections' database)",
             )
-        series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
         lo, hi = int(job.start.timestamp()), int(job.end.timestamp())
         try:
             async with self.engine.connect() as conn:
@@ -87,7 +117,7 @@ class StoredData:
                     if last is not None:
                         lo = max(lo, int(last.timestamp()) + 1)
                 if lo >= hi:
-                    return []
+                    return _Reading(lo, hi, [], None)
                 answered = [
                     (w.start, w.end)
                     for w in await chunk_windows(conn, series, lo, hi)
@@ -103,11 +133,23 @@ class StoredData:
             raise SourceError(
                 Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
             ) from error
-        if job.mode is JobMode.FULL:
-            return [c for c in plan.chunks if not _stored(c, answered, measured)]
-        assert measured is not None
-        wanted = [(g.start, g.end) for g in measured.gaps if job.force or g.kind in _FILLABLE]
-        return _cut_to(plan.chunks, wanted, measured, lo, hi)
+        return _Reading(lo, hi, answered, measured)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What is stored for a job's series over the part of its range its mode covers."""
+
+    lo: int
+    hi: int
+    answered: list[tuple[int, int]]  # windows the source answered already
+    measured: Measured | None  # None: nothing to measure, or (mode full) too large to
+
+    def wanted(self, force: bool) -> list[tuple[int, int]]:
+        """The gaps a fill_gaps or top_up job fetches."""
+        if self.measured is None:
+            return []
+        return [(g.start, g.end) for g in self.measured.gaps if force or g.kind in _FILLABLE]
 
 
 def _stored(chunk: ChunkSpec, answered: list[tuple[int, int]], measured: Measured | None) -> bool:
