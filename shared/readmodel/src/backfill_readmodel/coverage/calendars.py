@@ -14,6 +14,7 @@ another (`calendar=XLON`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -92,9 +93,13 @@ def _exchange(name: str, from_year: int | None) -> Any:
     import exchange_calendars  # heavy (pandas): loaded when first needed, never at import
 
     try:
-        if from_year is None:
-            return exchange_calendars.get_calendar(name)
-        return exchange_calendars.get_calendar(name, start=f"{from_year}-01-01")
+        with warnings.catch_warnings():
+            # exchange_calendars 4.13 reads `Series.values` of zoned times, which pandas 3.1
+            # deprecates; the values it reads are right (UTC nanoseconds).
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            if from_year is None:
+                return exchange_calendars.get_calendar(name)
+            return exchange_calendars.get_calendar(name, start=f"{from_year}-01-01")
     except exchange_calendars.errors.InvalidCalendarName as error:
         raise UnknownCalendarError(f"unknown calendar {name!r} (e.g. XNYS, XLON, sim)") from error
 
