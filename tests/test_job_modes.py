@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
@@ -197,3 +198,19 @@ async def test_a_fill_handed_back_midway_resumes_its_pinned_plan(
         assert starts[1]["resumed_chunks"][:2] == [0, 1]
         collected = [e["data"]["chunk"] for e in events if e["type"] == "chunk.collected"]
         assert sorted(collected) == list(range(8))  # each chunk collected exactly once
+
+
+async def test_an_unreadable_database_costs_full_jobs_nothing_but_their_savings(
+    redis_url: str, database_url: str, namespace: str, tmp_path: Path
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        # A database without the projections' tables: every read of it fails.
+        unmigrated = f"sqlite+aiosqlite:///{tmp_path / 'unmigrated.db'}"
+        await stack.start_worker(f"{namespace}w", source=sim, database_url=unmigrated)
+        await _run(stack, start="2024-01-08", end="2024-01-10")
+        assert sim.taken() == [_day(8), _day(9)]
+        job_id = await stack.submit(**WEEK, start="2024-01-08", end="2024-01-10", mode="fill_gaps")
+        job = await stack.wait_job(job_id)
+        assert (job["status"], job["error"]["outcome"]) == ("failed", "internal_error")
+        assert "cannot read what is stored already" in job["error"]["message"]

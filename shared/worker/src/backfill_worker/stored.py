@@ -23,6 +23,7 @@ upserted on their natural key, so that costs a request, never a duplicate.
 from __future__ import annotations
 
 import json
+import logging
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from backfill_readmodel.coverage import GapKind, RangeTooLargeError, Series, cal
 from backfill_readmodel.coverage.store import Measured, chunk_windows, measure
 from backfill_worker.source import NamesSeries, Plan, SourceError
 
+log = logging.getLogger(__name__)
 _ANSWERED = (GapKind.PARTIAL, GapKind.NO_DATA)
 _FILLABLE = frozenset({GapKind.NEVER_REQUESTED, GapKind.FAILED})
 
@@ -94,7 +96,14 @@ class StoredData:
 
     async def _choose(self, job: CollectBars, plan: Plan) -> list[ChunkSpec]:
         series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
-        reading = await self._read(job, series)
+        try:
+            reading = await self._read(job, series)
+        except SourceError as error:
+            if job.mode is not JobMode.FULL:
+                raise
+            # Skipping stored chunks saves requests; it is never worth failing a job over.
+            log.warning("fetching every chunk of job %s: %s", job.job_id, error.message)
+            return plan.chunks
         if job.mode is JobMode.FULL:
             return [c for c in plan.chunks if not _stored(c, reading.answered, reading.measured)]
         if reading.measured is None:
