@@ -78,3 +78,12 @@ async def test_the_gap_is_filled_from_the_collect_form(user: User, stack: Stack)
     await user.open("/coverage/series?source=sim&symbol=PAGE&bar_size=1d&price_type=trades")
     await user.should_see(marker="gaps", retries=40)
     assert texts(user, "gaps") == ["none: every expected bar is stored"]
+
+    # Again: nothing is missing, so the job plans no chunk, and its page says so plainly.
+    again = await stack.submit(**SERIES, start="2024-01-01", end="2024-01-20", mode="fill_gaps")
+    assert (await stack.wait_job(again))["progress"]["chunks_total"] == 0
+    await user.open(f"/jobs/{again}")
+    await user.should_see(marker="progress", retries=40)
+    assert texts(user, "progress") == [
+        "nothing to fetch: already stored, or no session in the range"
+    ]
