@@ -19,6 +19,10 @@ KNOWN_MUTATING = {
     ("POST", "/api/v1/jobs/{job_id}/cancel"),
     ("POST", "/api/v1/jobs/{job_id}/retry"),
     ("POST", "/api/v1/maintenance/cleanup"),
+    ("PUT", "/api/v1/universes/{name}"),
+    ("DELETE", "/api/v1/universes/{name}"),
+    ("POST", "/api/v1/universes/{name}/runs"),
+    ("POST", "/api/v1/universes/{name}/runs/{run_id}/cancel"),
 }
 
 

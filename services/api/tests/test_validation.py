@@ -247,6 +247,7 @@ async def test_unknown_jobs_and_bad_queries(
             "symbol": "AAPL",
             "bar_size": "1m",
             "price_type": "trades",
+            "adjust": "none",
             "count": 0,
             "bars": [],
         }

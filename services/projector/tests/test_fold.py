@@ -205,6 +205,8 @@ def test_a_job_from_submitted_to_succeeded() -> None:
         "instrument": None,
         "note": None,
         "correlation_id": "order-7",  # the request's, for the lines logged about the job
+        "universe": None,  # not fanned out by a universe run
+        "universe_run": None,
     }
     assert chunk_rows(changes) == [
         (0, "done", 2, 1, None, None),
@@ -224,7 +226,7 @@ def test_a_job_from_submitted_to_succeeded() -> None:
 def test_bar_rows() -> None:
     changes = run(HAPPY)
     key = {"source": "sim", "symbol": "AAPL", "bar_size": "1m", "price_type": "trades"}
-    assert changes.bars == [
+    assert [row for block in changes.bars for row in block.rows()] == [
         {**key, "ts": datetime(2024, 1, 1, 0, 0, tzinfo=UTC),
          "open": 1.0, "high": 2.0, "low": 0.0, "close": 1.5, "volume": 100.0, "adj_close": None},
         {**key, "ts": datetime(2024, 1, 1, 0, 1, tzinfo=UTC),
@@ -236,7 +238,7 @@ def test_bar_rows() -> None:
         {**key, "ts": datetime(2024, 1, 2, 0, 4, tzinfo=UTC),
          "open": 3.0, "high": 4.0, "low": 2.0, "close": 3.5, "volume": 300.0, "adj_close": None},
     ]  # fmt: skip
-    assert all(row["ts"].tzinfo is UTC for row in changes.bars)
+    assert all(row["ts"].tzinfo is UTC for block in changes.bars for row in block.rows())
 
 
 def test_job_event_rows() -> None:
@@ -259,8 +261,8 @@ def test_job_event_rows() -> None:
                 "start": "2024-01-01T00:00:00Z", "end": "2024-01-04T00:00:00Z",
                 "options": {"latency_ms": 0, "fail_every": 0}, "idempotency_key": "key-1",
                 "time_limit_s": None,
-                "correlation_id": "order-7",
-                "mode": "full", "force": False,
+                "correlation_id": "order-7", "mode": "full", "force": False,
+                "universe": None, "universe_run": None,
             },
         },
         {
@@ -462,7 +464,9 @@ def test_an_event_of_an_unknown_job_only_adds_history() -> None:
         ("job.succeeded", 4),
     ]
     # The bars themselves are still facts worth keeping.
-    assert [row["ts"] for row in changes.bars] == [datetime(2024, 1, 1, tzinfo=UTC)]
+    assert [row["ts"] for block in changes.bars for row in block.rows()] == [
+        datetime(2024, 1, 1, tzinfo=UTC)
+    ]
 
 
 def test_an_older_attempt_does_not_change_the_job() -> None:

@@ -281,3 +281,36 @@ async def test_a_second_identical_request_asks_yahoo_nothing(
             assert job["status"] == "succeeded", job
             assert job["progress"]["chunks_total"] == 0, mode
         assert fake_yahoo.requests == []
+
+
+async def test_adjusted_on_request_from_the_actions_yahoo_sent(
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
+) -> None:
+    """The dividend and split come through yfinance and the worker, stamped as the bars are:
+    `adjust=all` scales the bars before the ex-date only, and the split (already in Yahoo's
+    prices) changes nothing."""
+    fake_yahoo.add_symbol(
+        "ADJQ", dividends={date(2024, 3, 6): 1.0}, splits={date(2024, 3, 7): (2, 1)}
+    )
+    start, end = datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 9, tzinfo=UTC)
+    async with yahoo_stack() as stack:
+        job = await stack.wait_job(await _submit(stack, "ADJQ", "1d", start, end))
+        assert job["status"] == "succeeded", job
+        params = {"source": "yahoo", "symbol": "ADJQ", "bar_size": "1d"}
+
+        async def bars_with(adjust: str) -> list[dict[str, Any]]:
+            answer = await stack.api.get("/api/v1/bars", params={**params, "adjust": adjust})
+            assert answer.status_code == 200, answer.text
+            found: list[dict[str, Any]] = answer.json()["bars"]
+            return found
+
+        raw, splits, adjusted = [await bars_with(a) for a in ("none", "splits", "all")]
+        days = [datetime.fromisoformat(b["ts"]).date() for b in raw]
+        assert days == [date(2024, 3, d) for d in (1, 4, 5, 6, 7, 8)]
+        assert splits == raw
+        factor = 1 - 1.0 / fake_yahoo.bar("ADJQ", "1d", "2024-03-05").close
+        for day, r, a in zip(days, raw, adjusted, strict=True):
+            expected = factor if day < date(2024, 3, 6) else 1.0
+            for name in ("open", "high", "low", "close"):
+                assert a[name] == pytest.approx(r[name] * expected, rel=1e-12), (day, name)
+            assert a["volume"] == r["volume"]

@@ -41,6 +41,9 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
     ("POST", f"{V1}/jobs"): "submit",
     ("POST", f"{V1}/jobs/{{job_id}}/cancel"): "submit",
     ("POST", f"{V1}/jobs/{{job_id}}/retry"): "submit",
+    # Defining or deleting a universe is shared configuration: admin (the default).
+    ("POST", f"{V1}/universes/{{name}}/runs"): "submit",
+    ("POST", f"{V1}/universes/{{name}}/runs/{{run_id}}/cancel"): "submit",
 }
 # Every method, reads included: webhooks show subscribers' URLs, maintenance deletes history.
 ADMIN_PREFIXES = (f"{V1}/webhooks", f"{V1}/maintenance")

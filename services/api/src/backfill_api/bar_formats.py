@@ -36,6 +36,7 @@ class Series:
     symbol: str
     bar_size: str
     price_type: str
+    adjust: str = "none"
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -43,6 +44,7 @@ class Series:
             "symbol": self.symbol,
             "bar_size": self.bar_size,
             "price_type": self.price_type,
+            "adjust": self.adjust,
         }
 
 
@@ -56,8 +58,8 @@ class BarEncoder(Protocol):
 
 
 class JsonBars:
-    """`{source, symbol, bar_size, price_type, bars: [{ts, open, ...}], count}`; `count` comes
-    last because it is known last."""
+    """`{source, symbol, bar_size, price_type, adjust, bars: [{ts, open, ...}], count}`;
+    `count` comes last because it is known last."""
 
     offload = False
 

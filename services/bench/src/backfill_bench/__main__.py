@@ -31,8 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", default="bench-results", help="default: ./bench-results")
     parser.add_argument("--workers", type=int, help="sim worker processes (default: 2)")
+    parser.add_argument("--runs", type=int, help="runs of each workload (default: 3)")
     parser.add_argument(
         "--soak-s", type=float, help="seconds of A7's soak per run (quick: 20, full: 600)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only the workloads whose id starts with ID (e.g. --only A3 --only F2);"
+        " repeatable; default: all",
     )
     return parser
 
@@ -51,9 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    sizes = sizes_for(args.quick, soak_s=args.soak_s, workers=args.workers)
+    sizes = sizes_for(args.quick, soak_s=args.soak_s, workers=args.workers, runs=args.runs)
     mode = "quick" if args.quick else "full"
-    return main_async(url, sizes, Path(args.out).resolve(), mode)
+    return main_async(url, sizes, Path(args.out).resolve(), mode, frozenset(args.only))
 
 
 if __name__ == "__main__":

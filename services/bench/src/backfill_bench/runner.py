@@ -59,41 +59,63 @@ async def repeat(workload: Workload, runs: int, once: Callable[[int], Awaitable[
     return workload
 
 
-async def workloads(ctx: Context) -> list[Workload]:
+async def workloads(ctx: Context, only: frozenset[str] = frozenset()) -> list[Workload]:
+    """Every workload in order; with `only`, those whose id starts with one of its names."""
     sizes, stack = ctx.sizes, ctx.stack
     runs = sizes.runs
     done: list[Workload] = []
-    done.append(
-        await repeat(
-            floors.redis_workload(),
-            runs,
-            lambda n: floors.redis_floor(stack.redis_url, sizes.floor_redis_samples),
+
+    def wanted(workload_id: str) -> bool:
+        return not only or any(workload_id.startswith(name) for name in only)
+
+    if wanted("F1"):
+        done.append(
+            await repeat(
+                floors.redis_workload(),
+                runs,
+                lambda n: floors.redis_floor(stack.redis_url, sizes.floor_redis_samples),
+            )
         )
-    )
-    done.append(
-        await repeat(
-            floors.copy_workload(),
-            runs,
-            lambda n: floors.copy_floor(stack.dsn, sizes.floor_copy_batches),
+    if wanted("F2"):
+        done.append(
+            await repeat(
+                floors.copy_workload(),
+                runs,
+                lambda n: floors.copy_floor(stack.dsn, sizes.floor_copy_batches),
+            )
         )
-    )
     note = f"{sizes.dispatch_jobs} one-chunk jobs at {sizes.dispatch_rate:g}/s"
     for path in dispatch.PATHS:
-        done.append(
-            await repeat(dispatch.workload(path, note), runs, partial(dispatch.run, ctx, path))
+        if wanted(f"A1-{path}"):
+            workload = dispatch.workload(path, note)
+            done.append(await repeat(workload, runs, partial(dispatch.run, ctx, path)))
+    if wanted("A2"):
+        note = f"{sizes.throughput_jobs} jobs x 1 chunk x 390 bars, {sizes.workers} workers"
+        done.append(await repeat(throughput.workload(note), runs, lambda n: throughput.run(ctx, n)))
+    if wanted("A3"):
+        note = (
+            f"{sizes.ingest_jobs} jobs x {sizes.ingest_chunks} chunks x 390 bars,"
+            f" {sizes.workers} workers"
         )
-    note = f"{sizes.throughput_jobs} jobs x 1 chunk x 390 bars, {sizes.workers} workers"
-    done.append(await repeat(throughput.workload(note), runs, lambda n: throughput.run(ctx, n)))
-    note = (
-        f"{sizes.ingest_jobs} jobs x {sizes.ingest_chunks} chunks x 390 bars,"
-        f" {sizes.workers} workers"
-    )
-    done.append(await repeat(ingest.workload(note), runs, lambda n: ingest.run(ctx, n)))
-    note = (
-        f"{sizes.progress_jobs} jobs x {sizes.progress_chunks} chunks at"
-        f" {sizes.progress_rate:g} jobs/s"
-    )
-    done.append(await repeat(progress.workload(note), runs, lambda n: progress.run(ctx, n)))
+        done.append(await repeat(ingest.workload(note), runs, lambda n: ingest.run(ctx, n)))
+    if wanted("A4"):
+        note = (
+            f"{sizes.progress_jobs} jobs x {sizes.progress_chunks} chunks at"
+            f" {sizes.progress_rate:g} jobs/s"
+        )
+        done.append(await repeat(progress.workload(note), runs, lambda n: progress.run(ctx, n)))
+    if wanted("A5"):
+        done.append(await _console(ctx))
+    if wanted("A7"):
+        note = f"{sizes.soak_s:g} s soak per run"
+        done.append(await repeat(memory.workload(note), runs, lambda n: memory.run(ctx, n)))
+    if wanted("A6"):
+        done.append(await _read(ctx))
+    return done
+
+
+async def _console(ctx: Context) -> Workload:
+    sizes = ctx.sizes
     note = (
         f"{sizes.console_jobs} job(s) x {sizes.console_chunks} chunks,"
         f" sim latency {sizes.console_chunk_ms} ms a chunk"
@@ -103,24 +125,27 @@ async def workloads(ctx: Context) -> list[Workload]:
     if a5.skipped is None:
         try:
             async with console.Browser(ctx) as browser:
-                await repeat(a5, runs, lambda n: console.run(ctx, browser, n))
+                await repeat(a5, sizes.runs, lambda n: console.run(ctx, browser, n))
         except Exception as error:  # the console or Chromium would not start
             a5.skipped = f"error: {type(error).__name__}: {error}"[:300]
             say(f"A5: {a5.skipped}")
-    done.append(a5)
-    note = f"{sizes.soak_s:g} s soak per run"
-    done.append(await repeat(memory.workload(note), runs, lambda n: memory.run(ctx, n)))
-    a6 = read.workload(f"{sizes.read_table_rows:,}-row bars table")
-    say(f"A6: loading the bars table to {sizes.read_table_rows:,} rows with COPY")
+    return a5
+
+
+async def _read(ctx: Context) -> Workload:
+    a6 = read.workload(f"{ctx.sizes.read_table_rows:,}-row bars table")
+    say(f"A6: loading the bars table to {ctx.sizes.read_table_rows:,} rows with COPY")
     loaded = await read.load(ctx)
     say(f"A6: loaded in {loaded['load_s']:.1f} s, vacuumed in {loaded['vacuum_s']:.1f} s")
-    done.append(await repeat(a6, runs, lambda n: read.run(ctx, n)))
+    await repeat(a6, ctx.sizes.runs, lambda n: read.run(ctx, n))
     for run in a6.runs:
         run.notes["table"] = loaded
-    return done
+    return a6
 
 
-async def run_bench(admin_url: str, sizes: Sizes, out: Path, mode: str) -> int:
+async def run_bench(
+    admin_url: str, sizes: Sizes, out: Path, mode: str, only: frozenset[str] = frozenset()
+) -> int:
     started = datetime.now(UTC)
     meta: dict[str, Any] = {
         "mode": mode,
@@ -132,6 +157,7 @@ async def run_bench(admin_url: str, sizes: Sizes, out: Path, mode: str) -> int:
             "platform": platform.platform(),
         },
         "sizes": asdict(sizes),
+        "only": sorted(only),
     }
     with tempfile.TemporaryDirectory(prefix="backfill-bench-") as workdir:
         stack = BenchStack(
@@ -145,7 +171,7 @@ async def run_bench(admin_url: str, sizes: Sizes, out: Path, mode: str) -> int:
                     "postgres": await db.fetchval("SHOW server_version"),
                     "redis": (await stack.redis.info("server"))["redis_version"],
                 }
-                results = await workloads(Context(stack, sizes, db))
+                results = await workloads(Context(stack, sizes, db), only)
             finally:
                 await db.close()
     meta["finished"] = datetime.now(UTC).isoformat()
@@ -163,6 +189,8 @@ async def run_bench(admin_url: str, sizes: Sizes, out: Path, mode: str) -> int:
     return 1 if failed else 0
 
 
-def main_async(admin_url: str, sizes: Sizes, out: Path, mode: str) -> int:
+def main_async(
+    admin_url: str, sizes: Sizes, out: Path, mode: str, only: frozenset[str] = frozenset()
+) -> int:
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    return asyncio.run(run_bench(admin_url, sizes, out, mode))
+    return asyncio.run(run_bench(admin_url, sizes, out, mode, only))

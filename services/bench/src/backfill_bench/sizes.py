@@ -46,8 +46,16 @@ QUICK = Sizes(
 )
 
 
-def sizes_for(quick: bool, *, soak_s: float | None = None, workers: int | None = None) -> Sizes:
+def sizes_for(
+    quick: bool,
+    *,
+    soak_s: float | None = None,
+    workers: int | None = None,
+    runs: int | None = None,
+) -> Sizes:
     sizes = QUICK if quick else FULL
+    if runs is not None:
+        sizes = replace(sizes, runs=max(1, runs))
     if soak_s is not None:
         sizes = replace(sizes, soak_s=soak_s)
     if workers is not None:

@@ -146,6 +146,16 @@ class ApiClient:
             raise ApiRejectedError(rejection_reasons(_json(response)))
         return self._expect(response, 200)
 
+    def call(self, method: str, path: str, *ok: int, **kwargs: Any) -> Any:
+        """Any other call: the JSON body of an answer in `ok` (None for a 204); raises
+        ApiRejectedError on a 422, ApiResponseError on anything else (a 404 included)."""
+        response = self._request(method, path, **kwargs)
+        if response.status_code == 422:
+            raise ApiRejectedError(rejection_reasons(_json(response)))
+        if response.status_code == 204 and 204 in ok:
+            return None
+        return self._expect(response, *ok)
+
     def stats(self) -> Stats:
         return _parsed(Stats.from_json, self._expect(self._request("GET", "/api/v1/stats"), 200))
 

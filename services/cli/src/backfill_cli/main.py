@@ -7,8 +7,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from backfill_cli import bench, dev, projector, queries, tokens
+from backfill_cli import bench, dev, projector, queries, tokens, universes
 from backfill_cli.api_client import (
     ApiAuthError,
     ApiClient,
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("stats", parents=[api], help="job counts, success rate, bars stored")
 
+    _universe_parser(commands, api)
+
     clean = commands.add_parser(
         "cleanup",
         parents=[api],
@@ -224,7 +227,86 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             keys = ("source", "symbol", "bar_size", "price_type", "start", "end", "calendar")
             body = client.coverage({k: getattr(args, k) for k in keys})
             return show_coverage(body, sys.stdout)
+        if args.command == "universe":
+            return _universe(parser, client, args)
         return queries.show_stats(client, sys.stdout)
+
+
+def _universe_parser(commands: Any, api: argparse.ArgumentParser) -> None:
+    universe = commands.add_parser(
+        "universe", help="named lists of instruments, submitted as one run of jobs"
+    )
+    actions = universe.add_subparsers(dest="universe_command", required=True, metavar="ACTION")
+    make = actions.add_parser(
+        "create", parents=[api], help="create (or replace) a universe; needs an admin token"
+    )
+    make.add_argument("name")
+    make.add_argument("--source", required=True, help="data source, e.g. sim, yahoo, ibkr")
+    make.add_argument("--symbols", nargs="+", required=True, metavar="SYMBOL")
+    make.add_argument(
+        "--bar-size", dest="bar_sizes", action="append", required=True, help="repeatable: 1d, 1h"
+    )
+    make.add_argument("--start", required=True, help="first day (inclusive), e.g. 2024-01-01")
+    make.add_argument("--end", help="last day (exclusive); default: today (UTC)")
+    make.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        type=parse_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a source option for every job (repeatable)",
+    )
+    make.add_argument("--description")
+    actions.add_parser("list", parents=[api], help="every universe")
+    for action, text in (("show", "a universe and its runs"), ("delete", "forget a universe")):
+        actions.add_parser(action, parents=[api], help=text).add_argument("name")
+    run = actions.add_parser(
+        "run", parents=[api], help="submit one job per symbol and bar size, and follow them"
+    )
+    run.add_argument("name")
+    run.add_argument("--run-id", help="the same id again submits nothing new (idempotent)")
+    run.add_argument("--no-follow", action="store_true", help="print the run id and return")
+    for action, text in (
+        ("status", "a run's progress: jobs by status, bars, percent"),
+        ("cancel", "cancel every job of a run that has not ended"),
+    ):
+        parser = actions.add_parser(action, parents=[api], help=text)
+        parser.add_argument("name")
+        parser.add_argument("run_id")
+
+
+def _universe(parser: argparse.ArgumentParser, client: ApiClient, args: argparse.Namespace) -> int:
+    out, action = sys.stdout, args.universe_command
+    if action == "create":
+        try:
+            options = options_dict(args.options)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return universes.create(
+            client,
+            args.name,
+            source=args.source,
+            symbols=args.symbols,
+            bar_sizes=args.bar_sizes,
+            start=args.start,
+            end=args.end or datetime.now(UTC).date().isoformat(),
+            options=options,
+            description=args.description,
+            out=out,
+        )
+    if action == "list":
+        return universes.show_all(client, out)
+    if action == "show":
+        return universes.show(client, args.name, out)
+    if action == "delete":
+        return universes.delete(client, args.name, out)
+    if action == "run":
+        follow = not args.no_follow
+        return universes.run(client, args.name, args.run_id, follow=follow, out=out, err=sys.stderr)
+    if action == "status":
+        return universes.status(client, args.name, args.run_id, out)
+    return universes.cancel(client, args.name, args.run_id, out)
 
 
 def _token(args: argparse.Namespace, env: Mapping[str, str]) -> int:

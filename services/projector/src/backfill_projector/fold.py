@@ -33,7 +33,7 @@ from backfill_contracts import (
     Outcome,
     WorkerHeartbeat,
 )
-from backfill_projector.rows import Changes, ChunkRow, JobRow
+from backfill_projector.rows import BarBlock, Changes, ChunkRow, JobRow
 
 # Envelope fields live in their own columns; the rest of an event is its `data`.
 _ENVELOPE = {"v", "message_id", "ts", "producer", "type", "job_id", "attempt", "seq"}
@@ -49,7 +49,7 @@ def fold(changes: Changes, event_id: str, event: AnyEvent) -> None:
         return
     changes.job_events.append(_job_event_row(event_id, event))
     if isinstance(event, ChunkCollected):
-        changes.bars.extend(_bar_rows(event))
+        changes.bars.append(_bar_block(event))
         changes.actions.extend(_action_rows(event))
     if isinstance(event, JobSubmitted):
         _fold_submitted(changes, event)
@@ -143,6 +143,8 @@ def _fold_submitted(changes: Changes, event: JobSubmitted) -> None:
         updated_at=event.ts,
         last_seq=event.seq,
         correlation_id=event.correlation_id,
+        universe=event.universe,
+        universe_run=event.universe_run,
     )
     changes.dirty_jobs.add(event.job_id)
 
@@ -228,27 +230,14 @@ def _job_event_row(event_id: str, event: AnyJobEvent) -> dict[str, Any]:
     }
 
 
-def _bar_rows(event: ChunkCollected) -> list[dict[str, Any]]:
-    b = event.bars
-    key = {
-        "source": event.source,
-        "symbol": event.symbol,
-        "bar_size": event.bar_size.value,
-        "price_type": event.price_type,
-    }
-    return [
-        {
-            **key,
-            "ts": datetime.fromtimestamp(b.ts[i], UTC),
-            "open": b.open[i],
-            "high": b.high[i],
-            "low": b.low[i],
-            "close": b.close[i],
-            "volume": b.volume[i],
-            "adj_close": None if b.adj_close is None else b.adj_close[i],
-        }
-        for i in range(len(b))
-    ]
+def _bar_block(event: ChunkCollected) -> BarBlock:
+    return BarBlock(
+        source=event.source,
+        symbol=event.symbol,
+        bar_size=event.bar_size.value,
+        price_type=event.price_type,
+        bars=event.bars,
+    )
 
 
 def _action_rows(event: ChunkCollected) -> list[dict[str, Any]]:

@@ -166,8 +166,7 @@ class WebhookNotifier:
         entries = reply[0][1] if reply else []
         if cursor == "0" and not entries:
             return ">"  # nothing of ours was pending
-        for entry_id, fields in entries:
-            await self._handle(entry_id, fields)
+        await self._handle_all(entries)
         return ">" if cursor == ">" else entries[-1][0].decode()
 
     async def _take_over_abandoned(self) -> None:
@@ -175,31 +174,33 @@ class WebhookNotifier:
         reply: Any = await self.redis.xautoclaim(
             self.names.events, GROUP, self.consumer, _ABANDONED_MS, "0-0", count=100
         )
-        for entry_id, fields in reply[1] if reply else []:
-            if fields:
-                await self._handle(entry_id, fields)
+        await self._handle_all([(i, f) for i, f in (reply[1] if reply else []) if f])
 
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        if entry_id in self._in_flight:
-            return  # ours and under delivery (seen again by a takeover pass)
-        event = _finished_event(fields)
-        wanted: list[WebhookSubscription] = []
-        if event is not None:
-            status = _STATUS[event.type]
-            # The source is known only from the projection: that filter is checked later.
-            wanted = [
-                s
-                for s in await read_webhooks(self.redis, self.names)
-                if "job.finished" in s.events and (not s.statuses or status in s.statuses)
-            ]
-        if event is None or not wanted:
-            await self.redis.xack(self.names.events, GROUP, entry_id)
-            return
-        await self.slots.acquire()
-        self._in_flight.add(entry_id)
-        task = asyncio.create_task(self._deliver_all(entry_id, event, wanted))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+    async def _handle_all(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Start deliveries for the entries that need one; ack the rest in one call.
+
+        Most events are not a job's end, and most ends have no subscriber: one XACK for a
+        read, and one read of the subscriptions, instead of one of each per event.
+        """
+        subscriptions: list[WebhookSubscription] | None = None
+        done: list[bytes] = []
+        for entry_id, fields in entries:
+            if entry_id in self._in_flight:
+                continue  # ours and under delivery (seen again by a takeover pass)
+            event = _finished_event(fields)
+            if event is not None and subscriptions is None:
+                subscriptions = await read_webhooks(self.redis, self.names)
+            wanted = [] if event is None else _wanted(subscriptions or [], event)
+            if event is None or not wanted:
+                done.append(entry_id)
+                continue
+            await self.slots.acquire()
+            self._in_flight.add(entry_id)
+            task = asyncio.create_task(self._deliver_all(entry_id, event, wanted))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+        if done:
+            await self.redis.xack(self.names.events, GROUP, *done)
 
     async def _deliver_all(
         self, entry_id: bytes, event: Finished, subscribers: list[WebhookSubscription]
@@ -327,6 +328,17 @@ class WebhookNotifier:
             "job": job,
             "sent_at": datetime.now(UTC).isoformat(),
         }
+
+
+def _wanted(subscriptions: list[WebhookSubscription], event: Finished) -> list[WebhookSubscription]:
+    """The subscribers this end may concern; the source is known only from the projection, so
+    that filter is checked at delivery."""
+    status = _STATUS[event.type]
+    return [
+        s
+        for s in subscriptions
+        if "job.finished" in s.events and (not s.statuses or status in s.statuses)
+    ]
 
 
 def _finished_event(fields: dict[bytes, bytes]) -> Finished | None:

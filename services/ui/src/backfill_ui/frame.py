@@ -22,6 +22,7 @@ NAV = (
     ("Collect", "/"),
     ("Jobs", "/jobs"),
     ("Coverage", "/coverage"),
+    ("Universes", "/universes"),
     ("Monitoring", "/monitoring"),
     ("IBKR", "/ibkr"),
 )

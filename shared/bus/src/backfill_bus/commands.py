@@ -30,6 +30,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
 redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[5])
 redis.call('XADD', KEYS[4], '*', ARGV[4], ARGV[6])
+redis.call('SET', KEYS[5], '1', 'EX', ARGV[3])
 return false
 """
 
@@ -65,6 +66,8 @@ class CommandBus:
         *,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
+        universe: str | None = None,
+        universe_run: str | None = None,
     ) -> Submission:
         """Record the job as queued and hand it to its source's workers, atomically.
 
@@ -90,14 +93,20 @@ class CommandBus:
             job_id=job_id,
             idempotency_key=idempotency_key,
             correlation_id=correlation_id,
+            universe=universe,
+            universe_run=universe_run,
             producer=self.producer,
         )
         submitted = JobSubmitted(
             **fields,
             job_id=job_id,
-            seq=await self.events.next_seq(job_id),
+            # A new job's first event: no producer knows its id yet, so its seq is 1 (and the
+            # seq key is set with it), one round trip less than asking Redis for it.
+            seq=1,
             idempotency_key=idempotency_key,
             correlation_id=correlation_id,
+            universe=universe,
+            universe_run=universe_run,
             producer=self.producer,
             ts=command.ts,
         )
@@ -107,6 +116,7 @@ class CommandBus:
                 pipe.set(submitted_key, b"1", ex=JOB_KEY_TTL_S)
                 pipe.xadd(self.names.events, encode(submitted))
                 pipe.xadd(self.names.command_stream(request.source), encode(command))
+                pipe.set(self.names.job_key(job_id, "seq"), 1, ex=JOB_KEY_TTL_S)
                 await pipe.execute()
             return Submission(job_id, command=command)
         held = await self._submit_once(
@@ -115,6 +125,7 @@ class CommandBus:
                 submitted_key,
                 self.names.events,
                 self.names.command_stream(request.source),
+                self.names.job_key(job_id, "seq"),
             ],
             args=[
                 KeyClaim(job_id, request_fingerprint).encode(),

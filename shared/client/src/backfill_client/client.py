@@ -201,11 +201,14 @@ class BackfillClient:
         start: datetime | date | str | None = None,
         end: datetime | date | str | None = None,
         price_type: str = "trades",
+        adjust: str = "none",
     ) -> Any:
         """The stored bars as a pandas DataFrame indexed by `ts` (UTC), ordered by time.
 
         Columns: open, high, low, close (float64) and volume (int64). Parquet when pyarrow is
-        installed and the API offers it, CSV otherwise.
+        installed and the API offers it, CSV otherwise. `adjust`: "none" (as stored),
+        "splits" or "all" (splits and dividends), back-adjusted by the API (see its
+        `GET /api/v1/bars` description).
         """
         params: dict[str, str] = {
             "source": source,
@@ -213,6 +216,8 @@ class BackfillClient:
             "bar_size": bar_size,
             "price_type": price_type,
         }
+        if adjust != "none":
+            params["adjust"] = adjust
         if start is not None:
             params["start"] = _iso(start)
         if end is not None:

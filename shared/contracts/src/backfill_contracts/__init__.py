@@ -34,7 +34,9 @@ from backfill_contracts.message import DATA_FIELD, SCHEMA_VERSION, Message, utc_
 from backfill_contracts.modes import JobMode
 from backfill_contracts.outcomes import Outcome
 from backfill_contracts.sources import (
+    ADJUSTED_PRICE_TYPES,
     OPTIONS_BY_SOURCE,
+    SPLITS_IN_PRICES,
     IbkrOptions,
     SecType,
     SimOptions,
@@ -47,9 +49,11 @@ from backfill_contracts.sources import (
 )
 
 __all__ = [
+    "ADJUSTED_PRICE_TYPES",
     "DATA_FIELD",
     "OPTIONS_BY_SOURCE",
     "SCHEMA_VERSION",
+    "SPLITS_IN_PRICES",
     "SYMBOL_PATTERN",
     "TERMINAL_EVENT_TYPES",
     "AnyEvent",

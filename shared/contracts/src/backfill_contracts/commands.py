@@ -111,6 +111,9 @@ class CollectBars(Message, BarRequest):
     correlation_id: str | None = Field(default=None, max_length=200)
     # 2 and up when the job is run again after it failed or was cancelled (POST .../retry).
     attempt: int = Field(default=1, ge=1)
+    # The universe (a named list of series) and the run of it that fanned this job out.
+    universe: str | None = Field(default=None, max_length=64)
+    universe_run: str | None = Field(default=None, max_length=64)
 
 
 class CancelJob(Message):

@@ -51,6 +51,9 @@ class JobSubmitted(JobEvent):
     correlation_id: str | None = None
     mode: JobMode = JobMode.FULL
     force: bool = False
+    # The universe and its run that fanned this job out (POST /universes/{name}/runs).
+    universe: str | None = None
+    universe_run: str | None = None
 
 
 class JobStarted(JobEvent):

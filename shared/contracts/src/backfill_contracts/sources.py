@@ -128,6 +128,14 @@ OPTIONS_BY_SOURCE: dict[str, type[SourceOptions]] = {
 }
 
 
+# Sources whose prices come split-adjusted already: Yahoo's close "adjusted for splits" (its
+# adjusted close takes out dividends as well), and IB's historical TRADES ("adjusted for splits,
+# but not dividends"). Adjusting their bars for splits again would divide twice.
+SPLITS_IN_PRICES: frozenset[str] = frozenset({"yahoo", "ibkr"})
+# Price types that are adjusted by the source already (Yahoo's `adjusted`, IB's ADJUSTED_LAST).
+ADJUSTED_PRICE_TYPES: frozenset[str] = frozenset({"adjusted", "adjusted_last"})
+
+
 class UnknownSourceError(ValueError):
     """Raised when a job names a source that has no worker in this version."""
 

@@ -21,6 +21,7 @@ from backfill_readmodel.views import (
     JobPage,
     JobView,
     Progress,
+    RunTotals,
     Stats,
     WorkerView,
 )
@@ -278,3 +279,35 @@ async def add_waiting_notices(
                 notices[job.source] = await waiting_notice(conn, job, now, dead_after_s)
             job.notice = notices[job.source]
     return page
+
+
+async def universe_run_jobs(conn: AsyncConnection, universe: str, run_id: str) -> list[JobView]:
+    """The projected jobs of one run of a universe, by symbol and bar size."""
+    query = (
+        select(jobs)
+        .where(jobs.c.universe == universe, jobs.c.universe_run == run_id)
+        .order_by(jobs.c.symbol, jobs.c.bar_size, jobs.c.job_id)
+    )
+    return [job_view(row) for row in (await conn.execute(query)).mappings()]
+
+
+def run_totals(job_ids: Sequence[str], views: Sequence[JobView]) -> RunTotals:
+    """The totals of a run that submitted `job_ids`, of which `views` are projected so far."""
+    by_status: dict[str, int] = {}
+    for view in views:
+        by_status[view.status] = by_status.get(view.status, 0) + 1
+    unseen = len(set(job_ids) - {v.job_id for v in views})
+    if unseen:
+        by_status["queued"] = by_status.get("queued", 0) + unseen
+    total = len(job_ids)
+    ended = sum(by_status.get(s, 0) for s in TERMINAL_STATUSES)
+    percents = [100.0 if v.status in TERMINAL_STATUSES else v.progress.percent for v in views]
+    return RunTotals(
+        jobs_total=total,
+        by_status=by_status,
+        finished=total > 0 and ended == total,
+        bars_stored=sum(v.progress.bars_stored for v in views),
+        chunks_done=sum(v.progress.chunks_done for v in views),
+        chunks_total=sum(v.progress.chunks_total for v in views),
+        percent=round(sum(percents) / total, 2) if total else 100.0,
+    )

@@ -58,10 +58,14 @@ jobs = Table(
     Column("note", Text),
     # The request that asked for the job (X-Correlation-ID, or a command's correlation_id).
     Column("correlation_id", String(200)),
+    # The universe run that fanned the job out (POST /universes/{name}/runs), if one did.
+    Column("universe", String(64)),
+    Column("universe_run", String(64)),
     Index(None, "submitted_at", "job_id"),
     Index(None, "status", "submitted_at"),
     Index(None, "source", "submitted_at"),
     Index(None, "symbol", "submitted_at"),
+    Index(None, "universe", "universe_run"),
 )
 
 job_chunks = Table(

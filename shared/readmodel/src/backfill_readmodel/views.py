@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Progress(BaseModel):
@@ -46,6 +46,9 @@ class JobView(BaseModel):
     notice: str | None = None
     # The request that asked for the latest attempt (X-Correlation-ID): its log lines carry it.
     correlation_id: str | None = None
+    # The universe and run that fanned the job out, when one did.
+    universe: str | None = None
+    universe_run: str | None = None
 
 
 class JobPage(BaseModel):
@@ -104,3 +107,20 @@ class Stats(BaseModel):
     success_rate: float | None
     mean_duration_s: float | None
     bars_stored: int
+
+
+class RunTotals(BaseModel):
+    """A universe run's jobs summed up (backfill_readmodel.queries.run_totals)."""
+
+    jobs_total: int = Field(description="jobs the run submitted (one per series)")
+    by_status: dict[str, int] = Field(
+        description="jobs per status; a job not projected yet counts as queued"
+    )
+    finished: bool = Field(description="every job succeeded, failed or was cancelled")
+    bars_stored: int
+    chunks_done: int
+    chunks_total: int
+    percent: float = Field(
+        description="how far the run is to its end: the mean of its jobs' percent, an ended "
+        "job (succeeded, failed or cancelled) counting 100"
+    )

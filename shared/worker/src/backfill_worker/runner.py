@@ -169,8 +169,10 @@ class JobRunner:
         """The time limit runs from the attempt's first start, across reclaims and handbacks."""
         limit = job.time_limit_s or self.limits.job_time_limit_s
         key = self.names.job_key(job.job_id, f"deadline:{job.attempt}")
-        await self.redis.set(key, f"{time.time() + limit:.3f}", nx=True, ex=JOB_KEY_TTL_S)
-        stored: Any = await self.redis.get(key)
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.set(key, f"{time.time() + limit:.3f}", nx=True, ex=JOB_KEY_TTL_S)
+            pipe.get(key)
+            _, stored = await pipe.execute()
         remaining = float(stored) - time.time()
         return _Run(job, held, limit, time.monotonic() + remaining)
 
@@ -203,6 +205,8 @@ class JobRunner:
             ),
             idempotency_key=job.idempotency_key,
             correlation_id=job.correlation_id,
+            universe=job.universe,
+            universe_run=job.universe_run,
         )
         return True
 

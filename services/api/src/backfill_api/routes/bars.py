@@ -1,7 +1,8 @@
 """Collected bars as JSON, CSV or Parquet, streamed batch by batch for ranges of any size.
 
 Every format has the same canonical columns in the same order, whatever the source: ts, open,
-high, low, close, volume, adj_close (only Yahoo fills it). The request is checked and the first
+high, low, close, volume, adj_close (only Yahoo fills it). `adjust` scales them on the way out
+(backfill_readmodel.adjustments); the stored bars never change. The request is checked and the first
 batch read before the response starts, so bad input is a plain 422 and a database outage a
 plain error; after that, memory holds one batch at a time.
 """
@@ -20,8 +21,16 @@ from pydantic import BaseModel
 
 from backfill_api.bar_formats import MEDIA_TYPES, BarEncoder, Format, Series, encoder_for
 from backfill_api.dependencies import ServicesDep
-from backfill_contracts import SYMBOL_PATTERN, BarSize, as_utc, known_sources
+from backfill_contracts import (
+    ADJUSTED_PRICE_TYPES,
+    SPLITS_IN_PRICES,
+    SYMBOL_PATTERN,
+    BarSize,
+    as_utc,
+    known_sources,
+)
 from backfill_readmodel import queries
+from backfill_readmodel.adjustments import Adjust, Factors, factors_for
 from backfill_readmodel.bar_batches import BarRow, bar_batches
 from backfill_readmodel.views import BarView
 
@@ -40,9 +49,22 @@ class BarsResponse(BaseModel):
     symbol: str
     bar_size: str
     price_type: str
+    adjust: str  # none, splits or all: what was applied to the bars below
     bars: list[BarView]  # documents the streamed body; rows are encoded by bar_formats
     count: int
 
+
+ADJUST_HELP = (
+    "`none` (default): the bars as collected. `splits`: open, high, low and close of every bar "
+    "before a split's ex-date divided by the split ratio (4.0 for 4:1), its volume multiplied "
+    "by it. `all`: splits, and for each cash dividend every earlier bar's open, high, low and "
+    "close multiplied by 1 - dividend / close of the last bar before the ex-date (the previous "
+    "trading day's close for daily bars); volume stays. This is standard back-adjustment: the "
+    "latest bars are as traded, factors multiply, and the stored bars never change. Yahoo and "
+    "IBKR send prices that are split-adjusted already, so for them `splits` changes nothing "
+    "and `all` applies the dividends only. Price types adjusted by the source (`adjusted`, "
+    "`adjusted_last`) take `none` only."
+)
 
 _FILES = {
     "description": "The same bars as CSV (a header, then one bar per line) or as Parquet "
@@ -63,6 +85,7 @@ async def get_bars(
     start: datetime | None = Query(default=None, description="inclusive; naive means UTC"),
     end: datetime | None = Query(default=None, description="exclusive; naive means UTC"),
     price_type: Annotated[str, Query(pattern=PRICE_TYPE)] = "trades",
+    adjust: Adjust = Query(default=Adjust.NONE, description=ADJUST_HELP),
     format: Format | None = Query(
         default=None, description="json (default), csv or parquet; absent: from `Accept`"
     ),
@@ -77,10 +100,18 @@ async def get_bars(
     last_ts = None if end is None else as_utc(end)
     if first_ts is not None and last_ts is not None and first_ts >= last_ts:
         raise _invalid("end", "start must be before end (start is inclusive, end exclusive)")
+    if adjust is not Adjust.NONE and price_type in ADJUSTED_PRICE_TYPES:
+        raise _invalid("adjust", f"price type {price_type!r} is adjusted by its source already")
     chosen: Format = format or _from_accept(accept)
-    series = Series(source, symbol, bar_size.value, price_type)
+    series = Series(source, symbol, bar_size.value, price_type, adjust.value)
     query = queries.BarQuery(source, symbol, bar_size.value, price_type, first_ts, last_ts)
-    batches = aiter(bar_batches(services.engine, query, services.settings.bars_batch_size))
+    async with services.engine.connect() as conn:
+        factors = await factors_for(
+            conn, query, adjust, splits_in_prices=source in SPLITS_IN_PRICES
+        )
+    batches = aiter(
+        _adjusted(bar_batches(services.engine, query, services.settings.bars_batch_size), factors)
+    )
     first = await anext(batches, None)
     headers = {}
     if chosen != "json":
@@ -90,6 +121,13 @@ async def get_bars(
         media_type=MEDIA_TYPES[chosen],
         headers=headers,
     )
+
+
+async def _adjusted(
+    batches: AsyncIterator[Sequence[BarRow]], factors: Factors
+) -> AsyncIterator[Sequence[BarRow]]:
+    async for rows in batches:
+        yield rows if factors.identity else factors.apply(rows)
 
 
 async def _stream(
@@ -123,7 +161,10 @@ def _from_accept(accept: str | None) -> Format:
 
 
 def _file_name(series: Series, format: Format) -> str:
-    name = f"{series.source}-{series.symbol}-{series.bar_size}-{series.price_type}.{format}"
+    name = f"{series.source}-{series.symbol}-{series.bar_size}-{series.price_type}"
+    if series.adjust != "none":
+        name += f"-adjusted-{series.adjust}"
+    name += f".{format}"
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 

@@ -1,0 +1,74 @@
+"""Writing bars: by natural key, in log order, on SQLite and on PostgreSQL's array path."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backfill_contracts import BarBatch
+from backfill_projector import store
+from backfill_projector.rows import BarBlock
+from backfill_readmodel.tables import bars
+
+T0 = 1_704_067_200  # 2024-01-01 00:00 UTC
+
+
+def block(
+    ts: list[int], close: list[float], *, symbol: str = "AAPL", adj: bool = False
+) -> BarBlock:
+    batch = BarBatch(
+        ts=ts,
+        open=close,
+        high=[c + 1 for c in close],
+        low=[c - 1 for c in close],
+        close=close,
+        volume=[100.0] * len(ts),
+        adj_close=[c / 2 for c in close] if adj else None,
+    )
+    return BarBlock("sim", symbol, "1m", "trades", batch)
+
+
+async def stored(engine: AsyncEngine) -> list[tuple[object, ...]]:
+    query = select(bars.c.symbol, bars.c.ts, bars.c.close, bars.c.adj_close).order_by(
+        bars.c.symbol, bars.c.ts
+    )
+    async with engine.connect() as conn:
+        return [tuple(row) for row in await conn.execute(query)]
+
+
+def at(minute: int) -> datetime:
+    return datetime.fromtimestamp(T0 + 60 * minute, UTC)
+
+
+async def test_a_later_block_wins_and_a_block_may_repeat_a_time(engine: AsyncEngine) -> None:
+    first = block([T0, T0 + 60, T0 + 120], [1.0, 2.0, 3.0])
+    # A retried chunk overlapping the first, with a time it repeats (its last value wins).
+    second = block([T0 + 120, T0 + 180, T0 + 180], [30.0, 4.0, 40.0], adj=True)
+    other = block([T0], [7.0], symbol="MSFT")
+
+    async with engine.begin() as conn:
+        await store.write_bars(conn, [first, second, other])
+
+    assert await stored(engine) == [
+        ("AAPL", at(0), 1.0, None),
+        ("AAPL", at(1), 2.0, None),
+        ("AAPL", at(2), 30.0, 15.0),
+        ("AAPL", at(3), 40.0, 20.0),
+        ("MSFT", at(0), 7.0, None),
+    ]
+
+
+async def test_writing_the_same_blocks_again_changes_nothing(engine: AsyncEngine) -> None:
+    blocks = [block([T0, T0 + 60], [1.0, 2.0]), block([T0 + 60], [5.0])]
+    async with engine.begin() as conn:
+        await store.write_bars(conn, blocks)
+    before = await stored(engine)
+
+    async with engine.begin() as conn:
+        await store.write_bars(conn, blocks)
+        await store.write_bars(conn, [])  # nothing to write is not an error
+
+    assert before == [("AAPL", at(0), 1.0, None), ("AAPL", at(1), 5.0, None)]
+    assert await stored(engine) == before

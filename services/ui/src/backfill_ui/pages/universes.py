@@ -1,0 +1,122 @@
+"""Universes (`/universes`): each universe with its latest runs, their progress, run and cancel.
+
+Universes are defined through the API or `backfill universe create` (they are shared
+configuration, admin only); here they are run and watched. A run's totals come from the same
+read-model query the API's run view uses, refreshed every second while the page is open.
+"""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from backfill_bus import IdempotencyConflictError
+from backfill_bus.universes import (
+    Universe,
+    UniverseRun,
+    UniverseStore,
+    cancel_run,
+    new_run_id,
+    submit_run,
+)
+from backfill_readmodel import queries
+from backfill_ui.feed import tolerant
+from backfill_ui.frame import Console, frame
+
+REFRESH_EVERY_S = 1.0
+RUNS_SHOWN = 3
+
+
+def register(console: Console) -> None:
+    @ui.page("/universes")
+    async def universes_page() -> None:
+        with frame(console, "Universes"):
+            page = UniversesPage(console)
+            await page.refresh()
+
+
+class UniversesPage:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        services = console.services
+        self.store = UniverseStore(services.redis, services.names)
+        self.box = ui.column().classes("w-full gap-4").mark("universes")
+        ui.timer(REFRESH_EVERY_S, tolerant(self.refresh))
+
+    async def refresh(self) -> None:
+        universes = await self.store.all()
+        runs = {u.name: (await self.store.runs(u.name))[:RUNS_SHOWN] for u in universes}
+        lines: dict[tuple[str, str], tuple[str, bool]] = {}
+        async with self.console.services.connect() as conn:
+            for name, found in runs.items():
+                for run in found:
+                    views = await queries.universe_run_jobs(conn, name, run.run_id)
+                    totals = queries.run_totals([j.job_id for j in run.jobs], views)
+                    counts = ", ".join(f"{n} {s}" for s, n in sorted(totals.by_status.items()))
+                    text = (
+                        f"run {run.run_id}: {totals.percent:.0f}%  ·  {totals.jobs_total} jobs"
+                        f" ({counts})  ·  {totals.bars_stored:,} bars"
+                    )
+                    lines[(name, run.run_id)] = (text, totals.finished)
+        self.box.clear()
+        with self.box:
+            if not universes:
+                ui.label(
+                    "No universe yet: define one with `backfill universe create` or "
+                    "PUT /api/v1/universes/{name}."
+                ).mark("no-universes")
+            for universe in universes:
+                self._card(universe, runs[universe.name], lines)
+
+    def _card(
+        self,
+        universe: Universe,
+        runs: list[UniverseRun],
+        lines: dict[tuple[str, str], tuple[str, bool]],
+    ) -> None:
+        name = universe.name
+        with ui.card().classes("w-full").mark(f"universe-{name}"):
+            with ui.row().classes("w-full items-center gap-4"):
+                ui.label(name).classes("text-h6")
+                sizes = ", ".join(universe.bar_sizes)
+                ui.label(
+                    f"{universe.source} · {len(universe.symbols)} symbols x {sizes} · "
+                    f"{universe.start:%Y-%m-%d} to {universe.end:%Y-%m-%d}"
+                )
+                ui.space()
+                ui.button("Run", icon="play_arrow", on_click=lambda u=universe: self.run(u)).mark(
+                    f"run-{name}"
+                )
+            ui.label(" ".join(universe.symbols)).classes("text-caption text-grey-7")
+            for run in runs:
+                text, finished = lines[(name, run.run_id)]
+                with ui.row().classes("items-center gap-2"):
+                    ui.label(text).mark(f"run-{name}-{run.run_id}")
+                    if not finished:
+                        ui.button("Cancel", on_click=lambda r=run: self.cancel(r)).props(
+                            "flat dense color=negative"
+                        ).mark(f"cancel-{name}-{run.run_id}")
+
+    async def run(self, universe: Universe) -> None:
+        services = self.console.services
+        try:
+            submitted = await submit_run(self.store, services.commands, universe, new_run_id())
+        except IdempotencyConflictError:  # a fresh run id cannot conflict; said, not raised
+            ui.notify("that run was submitted with other settings", type="negative")
+            return
+        ui.notify(
+            f"run {submitted.run.run_id} of {universe.name}: {submitted.created} jobs submitted",
+            type="positive",
+        )
+        await self.refresh()
+
+    async def cancel(self, run: UniverseRun) -> None:
+        async with self.console.services.connect() as conn:
+            views = await queries.universe_run_jobs(conn, run.universe, run.run_id)
+        result = await cancel_run(
+            self.console.services.commands, run, {v.job_id: v.status for v in views}
+        )
+        ui.notify(
+            f"run {run.run_id}: {result.cancelled} cancelled, {result.cancelling} stopping",
+            type="warning",
+        )
+        await self.refresh()

@@ -1,0 +1,71 @@
+"""Emitting job events: one seq per job shared by every producer, in log order, bodies exact."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from backfill_bus import Names, body_of
+from backfill_bus.event_log import EventLog
+from backfill_contracts import BarSize, JobEvent, JobSubmitted, JobSucceeded, parse_event
+
+
+async def logged(redis: Redis, names: Names) -> list[JobEvent]:
+    entries: Any = await redis.xrange(names.events)
+    events = [parse_event(body_of(fields)) for _, fields in entries]
+    return [e for e in events if isinstance(e, JobEvent)]
+
+
+async def test_producers_share_a_jobs_seq_and_the_log_is_in_seq_order(
+    redis: Redis, namespace: str
+) -> None:
+    names = Names(namespace)
+    api, worker = EventLog(redis, names, "api"), EventLog(redis, names, "worker")
+
+    emitted = await asyncio.gather(
+        *(
+            log.emit(JobSucceeded, job_id="job-1", attempt=1, chunks=n, bars=n)
+            for n in range(20)
+            for log in (api, worker)
+        )
+    )
+    other = await worker.emit(JobSucceeded, job_id="job-2", attempt=1, chunks=0, bars=0)
+
+    assert sorted(e.seq for e in emitted) == list(range(1, 41))
+    assert other.seq == 1  # every job counts on its own
+    events = await logged(redis, names)
+    assert [e.seq for e in events if e.job_id == "job-1"] == list(range(1, 41))
+    # What was returned is what was logged, seq included.
+    assert {e.message_id: e for e in events} == {e.message_id: e for e in [*emitted, other]}
+    ttl = await redis.ttl(names.job_key("job-1", "seq"))
+    assert ttl > 86400
+
+
+async def test_a_field_that_spells_the_seq_placeholder_still_logs_exactly(
+    redis: Redis, namespace: str
+) -> None:
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    await log.emit(JobSucceeded, job_id="job-1", attempt=1, chunks=1, bars=1)
+
+    # A user's option named like the envelope field, holding the placeholder's very value.
+    options = {"seq": 987_654_321_987_654, "note": "0.1 + 0.2 = 0.30000000000000004"}
+    event = await log.emit(
+        JobSubmitted,
+        job_id="job-1",
+        attempt=2,
+        source="sim",
+        symbol="AAPL",
+        bar_size=BarSize.M1,
+        start=datetime(2024, 1, 1, tzinfo=UTC),
+        end=datetime(2024, 1, 2, tzinfo=UTC),
+        options=options,
+    )
+
+    assert event.seq == 2
+    assert isinstance(event, JobSubmitted)
+    assert event.options == options
+    assert (await logged(redis, names))[-1] == event
