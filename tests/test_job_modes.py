@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import delete
 
+from backfill_cli.main import main
 from backfill_contracts import BarBatch, CollectBars
 from backfill_readmodel.tables import bars
 from backfill_sim import SimSource
 from backfill_worker import FetchRequest, Plan
+from tests.support.api_server import bearer_token, served_api
 from tests.support.stack import Stack, running_stack, wait_until
 
 WEEK = {"source": "sim", "symbol": "MODES", "bar_size": "1m"}
@@ -214,3 +218,40 @@ async def test_an_unreadable_database_costs_full_jobs_nothing_but_their_savings(
         job = await stack.wait_job(job_id)
         assert (job["status"], job["error"]["outcome"]) == ("failed", "internal_error")
         assert "cannot read what is stored already" in job["error"]["message"]
+
+
+async def test_a_universe_run_as_top_up_asks_the_source_nothing_new(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        await stack.start_worker(f"{namespace}w", source=sim)
+        universe = {
+            "name": "daily", "source": "sim", "symbols": ["UA", "UB"], "bar_sizes": ["1d"],
+            "start": "2024-01-01", "end": "2024-02-01",
+        }  # fmt: skip
+        assert (await stack.api.put("/api/v1/universes/daily", json=universe)).status_code == 201
+
+        async def run(**body: Any) -> list[dict[str, Any]]:
+            answer = await stack.api.post("/api/v1/universes/daily/runs", json=body)
+            assert answer.status_code == 202, answer.text
+            return [await stack.wait_job(j["job_id"]) for j in answer.json()["jobs"]]
+
+        first = await run(run_id="first")
+        assert [j["progress"]["bars_stored"] for j in first] == [23, 23]
+        assert len(sim.taken()) == 2
+        topped = await run(run_id="top-up", mode="top_up")
+        assert [(j["status"], j["progress"]["chunks_total"]) for j in topped] == [
+            ("succeeded", 0),
+            ("succeeded", 0),
+        ]
+        assert sim.taken() == []
+
+        # The same from the command line.
+        async with served_api(stack) as api_url:
+            argv = ["universe", "run", "daily", "--run-id", "cli", "--mode", "top_up"]
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("BACKFILL_API_TOKEN", bearer_token(stack) or "")
+                code = await asyncio.to_thread(main, [*argv, "--api-url", api_url])
+        assert code == 0
+        assert sim.taken() == []

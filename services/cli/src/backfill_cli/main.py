@@ -267,6 +267,12 @@ def _universe_parser(commands: Any, api: argparse.ArgumentParser) -> None:
     run.add_argument("name")
     run.add_argument("--run-id", help="the same id again submits nothing new (idempotent)")
     run.add_argument("--no-follow", action="store_true", help="print the run id and return")
+    run.add_argument(
+        "--mode",
+        choices=("full", "fill_gaps", "top_up"),
+        default="full",
+        help="every job's mode, e.g. top_up for a daily refresh (default: full)",
+    )
     for action, text in (
         ("status", "a run's progress: jobs by status, bars, percent"),
         ("cancel", "cancel every job of a run that has not ended"),
@@ -303,7 +309,9 @@ def _universe(parser: argparse.ArgumentParser, client: ApiClient, args: argparse
         return universes.delete(client, args.name, out)
     if action == "run":
         follow = not args.no_follow
-        return universes.run(client, args.name, args.run_id, follow=follow, out=out, err=sys.stderr)
+        return universes.run(
+            client, args.name, args.run_id, follow=follow, out=out, err=sys.stderr, mode=args.mode
+        )
     if action == "status":
         return universes.status(client, args.name, args.run_id, out)
     return universes.cancel(client, args.name, args.run_id, out)
