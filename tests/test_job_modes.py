@@ -255,3 +255,34 @@ async def test_a_universe_run_as_top_up_asks_the_source_nothing_new(
                 code = await asyncio.to_thread(main, [*argv, "--api-url", api_url])
         assert code == 0
         assert sim.taken() == []
+
+
+async def test_a_full_job_whose_pin_redis_lost_keeps_its_whole_plan(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        leaving = await stack.start_worker(f"{namespace}leaving", source=sim)
+        job_id = await stack.submit(
+            **WEEK, start="2024-01-01", end="2024-01-09", options={"latency_ms": 200}
+        )
+
+        async def two_done() -> bool:
+            job = (await stack.api.get(f"/api/v1/jobs/{job_id}")).json()
+            return bool(job.get("progress", {}).get("chunks_done", 0) >= 2)
+
+        await wait_until(two_done, message="2 chunks done")
+        await leaving.stop()
+        # As if Redis came back without its last writes: no pinned plan, no checkpoints.
+        names = stack.names
+        await stack.redis.delete(
+            names.job_key(job_id, "plan"), names.job_key(job_id, "chunks_done")
+        )
+        await stack.start_worker(f"{namespace}staying", source=sim, claim_interval_ms=100)
+        job = await stack.wait_job(job_id, timeout=30)
+        assert job["status"] == "succeeded"
+        # Its own stored chunks are fetched again (checkpoints lost), never dropped from its plan.
+        assert job["progress"]["chunks_done"] == job["progress"]["chunks_total"] == 6
+        assert job["progress"]["bars_stored"] >= 6 * 390
+        coverage = (await stack.api.get("/api/v1/coverage", params=WEEK)).json()
+        assert (coverage["count"], coverage["gaps"]) == (6 * 390, [])

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,6 +39,7 @@ from backfill_bus.event_log import JOB_KEY_TTL_S
 from backfill_contracts import ChunkSpec, CollectBars, JobMode, Outcome
 from backfill_readmodel.coverage import GapKind, RangeTooLargeError, Series, calendar_for, held
 from backfill_readmodel.coverage.store import Measured, chunk_windows, measure
+from backfill_readmodel.tables import jobs
 from backfill_worker.source import NamesSeries, Plan, SourceError
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,11 @@ class StoredData:
             # Under way already, planned by a worker that pinned nothing (one without a
             # database, or an older version): its plan stands, so that it resumes as it was.
             underway = await self.redis.exists(self.names.job_key(job.job_id, "chunks_done"))
+            if not underway and job.mode is JobMode.FULL:
+                # Redis lost the pin and the checkpoints (a restart without its last second
+                # of AOF): the read model still knows the job started, so its own chunks,
+                # stored by now, are not skipped as someone else's.
+                underway = await self._started_before(job.job_id)
             chunks = plan.chunks if underway else await self._choose(job, plan)
             value = json.dumps([[int(c.start.timestamp()), int(c.end.timestamp())] for c in chunks])
             await self.redis.set(key, value, nx=True, ex=JOB_KEY_TTL_S)
@@ -93,6 +100,18 @@ class StoredData:
         if await self.redis.get(key) not in (b"[]", "[]"):
             return None  # another delivery pinned a plan first: follow it
         return Plan(price_type, [], None if instrument == job.symbol else instrument)
+
+    async def _started_before(self, job_id: str) -> bool:
+        if self.engine is None:
+            return False
+        try:
+            async with self.engine.connect() as conn:
+                started = await conn.scalar(
+                    select(jobs.c.started_at).where(jobs.c.job_id == job_id)
+                )
+        except SQLAlchemyError:
+            return False  # then the plan is chosen as for a new job (a request saved or not)
+        return started is not None
 
     async def _choose(self, job: CollectBars, plan: Plan) -> list[ChunkSpec]:
         series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
