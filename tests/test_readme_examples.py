@@ -31,7 +31,14 @@ DAYS = 23  # weekdays in January 2024: one daily sim bar each
 
 def examples() -> dict[str, str]:
     found = {name: body for name, _lang, body in EXAMPLE.findall(README.read_text())}
-    assert set(found) == {"redis-cli", "redis-cli-cancel", "curl", "curl-bars", "python-client"}
+    assert set(found) == {
+        "redis-cli",
+        "redis-cli-cancel",
+        "curl",
+        "curl-bars",
+        "curl-coverage",
+        "python-client",
+    }
     return found
 
 
@@ -132,6 +139,13 @@ async def test_the_curl_examples(redis_url: str, database_url: str, namespace: s
         lines = csv.splitlines()
         assert lines[0].startswith("ts,open,high,low,close,volume")
         assert len(lines) == DAYS + 1
+
+        coverage = json.loads(await run(["bash", "-euc", blocks["curl-coverage"]], env))
+        assert (coverage["count"], coverage["expected"], coverage["held"]) == (DAYS, 44, DAYS)
+        assert coverage["gaps"] == [
+            {"start": "2024-02-01T00:00:00Z", "end": "2024-03-01T00:00:00Z", "bars": 21,
+             "kind": "never_requested"}
+        ]  # fmt: skip
 
 
 async def test_the_python_client_example(redis_url: str, database_url: str, namespace: str) -> None:

@@ -175,3 +175,25 @@ async def test_the_heartbeat_shows_the_connection(ibkr: IbkrStack) -> None:
     assert isinstance(info["server_version"], int)
     assert str(info["library"]).startswith(ibkr.library)
     assert isinstance(info["client_id"], int)
+
+
+async def test_a_second_identical_fill_asks_ib_nothing(ibkr: IbkrStack) -> None:
+    await ibkr.start_worker()
+    first = await ibkr.stack.wait_job(await ibkr.submit(**WEEK))
+    assert first["status"] == "succeeded", first
+    assert len(ibkr.gateway.requests) == 7  # details, head, five days
+    coverage = (
+        await ibkr.stack.api.get(
+            "/api/v1/coverage", params={"source": "ibkr", "symbol": "AAPL", "bar_size": "1m"}
+        )
+    ).json()
+    assert (coverage["calendar"], coverage["gaps"]) == ("XNYS", [])
+
+    for mode in ("fill_gaps", "top_up"):
+        job = await ibkr.stack.wait_job(await ibkr.submit(**WEEK, mode=mode))
+        assert (job["status"], job["progress"]["chunks_total"]) == ("succeeded", 0), job
+    assert len(ibkr.gateway.requests) == 7  # not even qualified again
+    # `full` plans (qualify, clamp) but fetches no chunk already stored.
+    job = await ibkr.stack.wait_job(await ibkr.submit(**WEEK))
+    assert job["progress"]["chunks_total"] == 0
+    assert [r.kind for r in ibkr.gateway.requests[7:]] == ["details", "head"]

@@ -100,14 +100,18 @@ class Stack:
         """A worker of `source` (default: the sim) with test-friendly delays."""
         worker = Worker(
             WorkerSettings(
-                redis_url=self.redis_url,
-                redis_namespace=self.names.namespace,
-                worker_id=worker_id,
-                retry_base_delay_s=0.05,
-                retry_max_delay_s=0.2,
-                heartbeat_interval_s=1.0,
-                poll_interval_ms=100,
-                **settings,
+                **{
+                    "redis_url": self.redis_url,
+                    "redis_namespace": self.names.namespace,
+                    "worker_id": worker_id,
+                    "retry_base_delay_s": 0.05,
+                    "retry_max_delay_s": 0.2,
+                    "heartbeat_interval_s": 1.0,
+                    "poll_interval_ms": 100,
+                    # It reads what is stored, as a deployed worker does (job modes).
+                    "database_url": self.database_url,
+                    **settings,
+                }
             ),
             source or SimSource(),
         )

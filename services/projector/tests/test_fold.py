@@ -261,7 +261,8 @@ def test_job_event_rows() -> None:
                 "start": "2024-01-01T00:00:00Z", "end": "2024-01-04T00:00:00Z",
                 "options": {"latency_ms": 0, "fail_every": 0}, "idempotency_key": "key-1",
                 "time_limit_s": None,
-                "correlation_id": "order-7", "universe": None, "universe_run": None,
+                "correlation_id": "order-7", "mode": "full", "force": False,
+                "universe": None, "universe_run": None,
             },
         },
         {
@@ -276,6 +277,7 @@ def test_job_event_rows() -> None:
                 ],
                 "resumed_chunks": [],
                 "instrument": None,
+                "skipped_chunks": 0,
             },
         },
         {

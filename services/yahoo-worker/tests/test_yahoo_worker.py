@@ -40,6 +40,8 @@ def yahoo_stack(
             values: dict[str, Any] = {
                 "redis_url": stack.redis_url,
                 "redis_namespace": stack.names.namespace,
+                # It reads what is stored, as a deployed worker does (job modes).
+                "database_url": stack.database_url,
                 "worker_id": "yahoo-1",
                 "state_dir": tmp_path,
                 "yahoo_proxy_url": fake_yahoo.proxy_url,
@@ -255,6 +257,30 @@ async def test_adjusted_prices_on_request_stored_beside_the_raw_ones(
             assert adj_bar["volume"] == raw_bar["volume"]
         # Yahoo's close is split-adjusted already; the dividends paid since make the rest.
         assert all(a["close"] < r["close"] for a, r in zip(adj, raw, strict=True))
+
+
+async def test_a_second_identical_request_asks_yahoo_nothing(
+    yahoo_stack: YahooStack, fake_yahoo: FakeYahoo
+) -> None:
+    start, end = _midnight(date(2024, 1, 1)), _midnight(date(2024, 4, 1))
+    async with yahoo_stack() as stack:
+        first = await stack.wait_job(await _submit(stack, "MSFT", "1d", start, end))
+        assert first["status"] == "succeeded", first
+        assert len(fake_yahoo.chart_requests("MSFT")) == 2  # the tz lookup, then one chart
+        fake_yahoo.clear_requests()
+        series = {"source": "yahoo", "symbol": "MSFT", "bar_size": "1d"}
+        coverage = (await stack.api.get("/api/v1/coverage", params=series)).json()
+        assert coverage["calendar"] == "XNYS"
+        assert coverage["gaps"] == []  # New York's sessions, holidays left out
+
+        for mode in ("full", "fill_gaps", "top_up"):
+            job_id = await stack.submit(
+                **series, start=start.isoformat(), end=end.isoformat(), mode=mode
+            )
+            job = await stack.wait_job(job_id)
+            assert job["status"] == "succeeded", job
+            assert job["progress"]["chunks_total"] == 0, mode
+        assert fake_yahoo.requests == []
 
 
 async def test_adjusted_on_request_from_the_actions_yahoo_sent(

@@ -125,3 +125,23 @@ async def test_errors_are_typed(redis_url: str, database_url: str, namespace: st
                 with pytest.raises(AuthError) as refused:
                     await stranger.submit(symbol="CLI5", **JOB)
                 assert refused.value.status in (401, 403)
+
+
+async def test_modes_through_both_paths(redis_url: str, database_url: str, namespace: str) -> None:
+    async with (
+        running_stack(redis_url, database_url, namespace) as stack,
+        served_api(stack) as api_url,
+        BackfillClient(
+            api_url, token=bearer_token(stack), redis_url=redis_url, namespace=namespace
+        ) as straight,
+        BackfillClient(api_url, token=bearer_token(stack)) as over_http,
+    ):
+        first = await over_http.wait(await over_http.submit(symbol="MODE", **JOB), timeout=60)
+        assert first.progress.bars_stored == DAYS
+        for client, mode in ((straight, "fill_gaps"), (over_http, "top_up")):
+            job = await client.wait(await client.submit(symbol="MODE", **JOB, mode=mode), 60)
+            assert (job.status, job.progress.chunks_total) == ("succeeded", 0), mode
+        forced = await straight.submit(symbol="MODE", **JOB, mode="fill_gaps", force=True)
+        assert (await straight.wait(forced, timeout=60)).progress.chunks_total == 0
+        again = await over_http.submit(symbol="MODE", **JOB, force=True)
+        assert (await over_http.wait(again, timeout=60)).progress.bars_stored == DAYS

@@ -17,7 +17,16 @@ from backfill_api.auth import authorization, document_security, refusal_of
 from backfill_api.dependencies import Services
 from backfill_api.guards import refuse_nul_characters
 from backfill_api.observability import ApiMetrics, CorrelationMiddleware, RequestMetricsMiddleware
-from backfill_api.routes import bars, jobs, maintenance, system, universes, webhooks, workers
+from backfill_api.routes import (
+    bars,
+    coverage,
+    jobs,
+    maintenance,
+    system,
+    universes,
+    webhooks,
+    workers,
+)
 from backfill_api.settings import ApiSettings
 from backfill_bus import CommandBus, Names
 from backfill_readmodel.engine import create_engine
@@ -68,7 +77,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(CorrelationMiddleware)
     app.include_router(metrics.router())  # /metrics at the root, where Prometheus looks
-    for module in (jobs, bars, system, workers, webhooks, universes):
+    for module in (jobs, bars, coverage, system, workers, webhooks, universes):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(maintenance.router_for(settings), prefix=API_PREFIX)
     return app

@@ -23,10 +23,15 @@ def workload(note: str) -> Workload:
     )
 
 
-async def submit_batch(ctx: Context, symbols: list[str], shape: JobShape) -> list[str]:
+async def submit_batch(
+    ctx: Context, symbols: list[str], shape: JobShape, *, force: bool = False
+) -> list[str]:
+    """`force`: collect again bars already stored (workers skip stored chunks otherwise)."""
     async with ctx.client(via_redis=True) as client:
         return [
-            await client.submit("sim", symbol, "1m", shape.start, shape.end, SIM_OPTIONS)
+            await client.submit(
+                "sim", symbol, "1m", shape.start, shape.end, SIM_OPTIONS, force=force or None
+            )
             for symbol in symbols
         ]
 

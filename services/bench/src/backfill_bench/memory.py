@@ -62,7 +62,9 @@ async def run(ctx: Context, number: int) -> Run:
     deadline = time.monotonic() + ctx.sizes.soak_s
     async with ctx.client(via_redis=False) as client:
         while time.monotonic() < deadline or batches == 0:
-            job_ids = await submit_batch(ctx, symbols, shape)
+            # The same symbols batch after batch: forced, or every batch after the first would
+            # find its bars stored and fetch nothing.
+            job_ids = await submit_batch(ctx, symbols, shape, force=True)
             for job_id in job_ids:
                 job = await client.wait(job_id, timeout=600, poll_interval_s=0.2)
                 if job.status != "succeeded":

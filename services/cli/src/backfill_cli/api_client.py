@@ -60,9 +60,11 @@ class JobRequest:
     start: str
     end: str
     options: Mapping[str, object]
+    mode: str = "full"
+    force: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "source": self.source,
             "symbol": self.symbol,
             "bar_size": self.bar_size,
@@ -70,6 +72,11 @@ class JobRequest:
             "end": self.end,
             "options": dict(self.options),
         }
+        if self.mode != "full":
+            body["mode"] = self.mode
+        if self.force:
+            body["force"] = True
+        return body
 
 
 class ApiClient:
@@ -130,6 +137,14 @@ class ApiClient:
                 f"the API accepted the cleanup but sent no cutoff: {body!r:.200}"
             )
         return cutoff
+
+    def coverage(self, params: Mapping[str, str | None]) -> Any:
+        """The API's coverage of one series, as JSON."""
+        query = {k: v for k, v in params.items() if v is not None}
+        response = self._request("GET", "/api/v1/coverage", params=query)
+        if response.status_code == 422:
+            raise ApiRejectedError(rejection_reasons(_json(response)))
+        return self._expect(response, 200)
 
     def call(self, method: str, path: str, *ok: int, **kwargs: Any) -> Any:
         """Any other call: the JSON body of an answer in `ok` (None for a 204); raises

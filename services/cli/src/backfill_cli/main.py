@@ -20,6 +20,7 @@ from backfill_cli.api_client import (
 )
 from backfill_cli.api_token import TokenFileError, client_token
 from backfill_cli.cleanup import cleanup
+from backfill_cli.coverage import show_coverage
 from backfill_cli.models import STATUSES
 from backfill_cli.options import options_dict, parse_option
 from backfill_cli.settings import (
@@ -88,7 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a source option; numbers and true/false are typed (repeatable)",
     )
+    sub.add_argument(
+        "--mode",
+        choices=("full", "fill_gaps", "top_up"),
+        default="full",
+        help="full: the range, less chunks already stored; fill_gaps: only what is missing in"
+        " it; top_up: what is missing after the last stored bar (default: full)",
+    )
+    sub.add_argument(
+        "--force", action="store_true", help="fetch again what is stored or had no data"
+    )
     sub.add_argument("--no-follow", action="store_true", help="print the job ids and return")
+
+    cover = commands.add_parser(
+        "coverage", parents=[api], help="what a series holds, and its gaps with their reasons"
+    )
+    cover.add_argument("symbol", metavar="SYMBOL")
+    cover.add_argument("--source", required=True, help="data source, e.g. sim, yahoo, ibkr")
+    cover.add_argument("--bar-size", required=True, help="e.g. 1m, 5m, 1h, 1d")
+    cover.add_argument("--price-type", default="trades", help="default: trades")
+    cover.add_argument("--start", help="inclusive; default: the first stored bar")
+    cover.add_argument("--end", help="exclusive; default: just past the last stored bar")
+    cover.add_argument("--calendar", help="sim, or an exchange such as XNYS (default by source)")
 
     jobs = commands.add_parser("jobs", parents=[api], help="list jobs, newest first")
     jobs.add_argument("--status", choices=STATUSES)
@@ -201,6 +223,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return queries.list_jobs(client, filters, sys.stdout, sys.stderr)
         if args.command == "cleanup":
             return cleanup(client, args.days, sys.stdout)
+        if args.command == "coverage":
+            keys = ("source", "symbol", "bar_size", "price_type", "start", "end", "calendar")
+            body = client.coverage({k: getattr(args, k) for k in keys})
+            return show_coverage(body, sys.stdout)
         if args.command == "universe":
             return _universe(parser, client, args)
         return queries.show_stats(client, sys.stdout)
@@ -241,6 +267,12 @@ def _universe_parser(commands: Any, api: argparse.ArgumentParser) -> None:
     run.add_argument("name")
     run.add_argument("--run-id", help="the same id again submits nothing new (idempotent)")
     run.add_argument("--no-follow", action="store_true", help="print the run id and return")
+    run.add_argument(
+        "--mode",
+        choices=("full", "fill_gaps", "top_up"),
+        default="full",
+        help="every job's mode, e.g. top_up for a daily refresh (default: full)",
+    )
     for action, text in (
         ("status", "a run's progress: jobs by status, bars, percent"),
         ("cancel", "cancel every job of a run that has not ended"),
@@ -277,7 +309,9 @@ def _universe(parser: argparse.ArgumentParser, client: ApiClient, args: argparse
         return universes.delete(client, args.name, out)
     if action == "run":
         follow = not args.no_follow
-        return universes.run(client, args.name, args.run_id, follow=follow, out=out, err=sys.stderr)
+        return universes.run(
+            client, args.name, args.run_id, follow=follow, out=out, err=sys.stderr, mode=args.mode
+        )
     if action == "status":
         return universes.status(client, args.name, args.run_id, out)
     return universes.cancel(client, args.name, args.run_id, out)
@@ -301,7 +335,9 @@ def _submit(parser: argparse.ArgumentParser, client: ApiClient, args: argparse.N
     # The same symbol twice would be two identical jobs: surely a slip, so it is sent once.
     symbols = list(dict.fromkeys(args.symbols))
     requests = [
-        JobRequest(args.source, symbol, args.bar_size, args.start, end, options)
+        JobRequest(
+            args.source, symbol, args.bar_size, args.start, end, options, args.mode, args.force
+        )
         for symbol in symbols
     ]
     return submit(client, requests, follow=not args.no_follow, out=sys.stdout, err=sys.stderr)

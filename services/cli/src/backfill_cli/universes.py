@@ -80,9 +80,18 @@ def delete(client: ApiClient, name: str, out: TextIO) -> int:
 
 
 def run(
-    client: ApiClient, name: str, run_id: str | None, *, follow: bool, out: TextIO, err: TextIO
+    client: ApiClient,
+    name: str,
+    run_id: str | None,
+    *,
+    follow: bool,
+    out: TextIO,
+    err: TextIO,
+    mode: str = "full",
 ) -> int:
-    body = {} if run_id is None else {"run_id": run_id}
+    body: dict[str, str] = {} if run_id is None else {"run_id": run_id}
+    if mode != "full":
+        body["mode"] = mode
     answer = client.call("POST", _path(name, "runs"), 202, json=body)
     out.write(
         f"run {answer['run_id']} of {name}: {answer['created']} jobs submitted"

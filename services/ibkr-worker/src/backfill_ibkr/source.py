@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from backfill_contracts import CollectBars, IbkrOptions, Outcome, WhatToShow
+from backfill_contracts import CollectBars, IbkrOptions, Outcome, SecType, WhatToShow
 from backfill_ibkr.bars import exchange_zone, to_batch
 from backfill_ibkr.connection import Connection
 from backfill_ibkr.instruments import (
@@ -73,6 +73,14 @@ class IbkrSource:
         return {"ibkr": self.connection.status(), "pacing": dict(self.governor.usage)}
 
     # --- planning -----------------------------------------------------------------------------
+
+    def series_of(self, job: CollectBars) -> tuple[str, str] | None:
+        """Stocks and indices are stored under their symbol; a future or an FX pair under
+        what IB qualifies it as (ESH5, EUR.USD), known only by asking."""
+        options = parse_job_options(job)
+        if options.sec_type in (SecType.STK, SecType.IND):
+            return job.symbol, options.price_type
+        return None
 
     async def plan(self, job: CollectBars) -> Plan:
         options = parse_job_options(job)

@@ -71,6 +71,9 @@ class SimSource:
     def name(self) -> str:
         return "sim"
 
+    def series_of(self, job: CollectBars) -> tuple[str, str]:
+        return job.symbol, PRICE_TYPE
+
     async def plan(self, job: CollectBars) -> Plan:
         _check_symbol(job)
         _options(job)  # refuse bad options now rather than on every chunk

@@ -27,7 +27,7 @@ from backfill_contracts.estimates import PlanEstimate, estimate_plan
 from backfill_contracts.limits import YAHOO_LIMITS
 
 FieldKind = Literal["bool", "choice", "int", "float", "text"]
-FORM_FIELDS = ("source", "symbols", "bar_size", "start", "end", "time_limit_s")
+FORM_FIELDS = ("source", "symbols", "bar_size", "start", "end", "time_limit_s", "mode", "force")
 MAX_SYMBOLS = 200  # one job each: a paste of a whole index is fine, a runaway paste is not
 # The earliest start "max" offers where the source has no stated limit: IB tells a contract's
 # earliest bar only at run time, and the planner starts there when it is later.
@@ -128,6 +128,8 @@ class Draft:
     end: str
     options: dict[str, Any] = field(default_factory=dict)
     time_limit_s: float | None = None
+    mode: str = "full"  # full, fill_gaps, top_up (see backfill_contracts.JobMode)
+    force: bool = False
 
 
 @dataclass
@@ -158,6 +160,8 @@ def check(draft: Draft, today: date | None = None) -> Checked:
         "end": _date(draft.end, "end", problems),
         "options": options if options is not None else {},
         "time_limit_s": draft.time_limit_s,
+        "mode": draft.mode,
+        "force": draft.force,
     }
     requests: list[BarRequest] = []
     for symbol in symbols[:MAX_SYMBOLS] if symbols else []:

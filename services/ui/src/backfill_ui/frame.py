@@ -21,6 +21,7 @@ from backfill_ui.services import Services
 NAV = (
     ("Collect", "/"),
     ("Jobs", "/jobs"),
+    ("Coverage", "/coverage"),
     ("Universes", "/universes"),
     ("Monitoring", "/monitoring"),
     ("IBKR", "/ibkr"),

@@ -35,6 +35,9 @@ class YahooSource:
     def name(self) -> str:
         return "yahoo"
 
+    def series_of(self, job: CollectBars) -> tuple[str, str]:
+        return job.symbol, ADJUSTED_PRICE_TYPE if _options(job).adjusted else PRICE_TYPE
+
     async def plan(self, job: CollectBars) -> Plan:
         price_type = ADJUSTED_PRICE_TYPE if _options(job).adjusted else PRICE_TYPE
         chunks = plan_chunks(job.bar_size, job.start, job.end, self.now())

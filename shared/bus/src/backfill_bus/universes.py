@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from backfill_bus.commands import CommandBus
 from backfill_bus.names import Names
-from backfill_contracts import BarRequest, BarSize, as_utc
+from backfill_contracts import BarRequest, BarSize, JobMode, as_utc
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -201,8 +201,12 @@ async def submit_run(
     run_id: str,
     *,
     correlation_id: str | None = None,
+    mode: JobMode = JobMode.FULL,
+    force: bool = False,
 ) -> RunSubmission:
     """Fan the universe out into one job per series, as the run `run_id`; idempotent.
+
+    `mode` and `force` apply to every job of the run (a daily `top_up` of the universe).
 
     Raises backfill_bus.IdempotencyConflictError when the run was submitted before with other
     settings (the universe changed since): a run is one set of requests.
@@ -215,7 +219,8 @@ async def submit_run(
         submitted_at=previous.submitted_at if previous else datetime.now(UTC),
     )
     created = replayed = 0
-    for request in universe.requests():
+    for planned in universe.requests():
+        request = planned.model_copy(update={"mode": mode, "force": force})
         key = (request.symbol, request.bar_size.value)
         if key in known:  # recorded by an earlier submission, even past the key's lifetime
             run.jobs.append(known[key])

@@ -95,11 +95,14 @@ class BackfillClient:
         time_limit_s: float | None = None,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
+        mode: str | None = None,
+        force: bool | None = None,
     ) -> str:
         """Submit one job and return its id; it is recorded as queued before this returns.
 
         With an `idempotency_key` that already names a job (for the same request), that job's
-        id is returned and nothing new is created.
+        id is returned and nothing new is created. `mode` is `full` (the default), `fill_gaps`
+        or `top_up`; `force` fetches again what is stored already.
         """
         fields: dict[str, Any] = {
             "source": source,
@@ -110,6 +113,10 @@ class BackfillClient:
             "options": options or {},
             "time_limit_s": time_limit_s,
         }
+        if mode is not None:
+            fields["mode"] = mode
+        if force is not None:
+            fields["force"] = force
         if self._bus is not None:
             return await self._submit_to_redis(fields, idempotency_key, correlation_id)
         headers: dict[str, str] = {}

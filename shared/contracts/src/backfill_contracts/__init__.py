@@ -31,6 +31,7 @@ from backfill_contracts.events import (
     parse_event,
 )
 from backfill_contracts.message import DATA_FIELD, SCHEMA_VERSION, Message, utc_now
+from backfill_contracts.modes import JobMode
 from backfill_contracts.outcomes import Outcome
 from backfill_contracts.sources import (
     ADJUSTED_PRICE_TYPES,
@@ -72,6 +73,7 @@ __all__ = [
     "JobEvent",
     "JobFailed",
     "JobHandedBack",
+    "JobMode",
     "JobRetrying",
     "JobStarted",
     "JobSubmitted",

@@ -17,6 +17,7 @@ from pydantic import (
 
 from backfill_contracts.bars import BarSize
 from backfill_contracts.message import Message
+from backfill_contracts.modes import JobMode
 from backfill_contracts.sources import OPTIONS_BY_SOURCE, known_sources, parse_options
 
 SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9.^=_-]{1,32}")
@@ -54,6 +55,15 @@ class BarRequest(BaseModel):
         gt=0,
         le=7 * 86400,
         description="Fail the job as `timeout` past this many seconds (default: the worker's).",
+    )
+    mode: JobMode = Field(
+        default=JobMode.FULL,
+        description="`full` (the range, skipping chunks already stored), `fill_gaps` (only "
+        "what is missing in the range) or `top_up` (what is missing after the last stored bar).",
+    )
+    force: bool = Field(
+        default=False,
+        description="Fetch again what is already stored or was answered with no data.",
     )
 
     @field_validator("start", "end", mode="after")

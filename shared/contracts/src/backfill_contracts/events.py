@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from backfill_contracts.bars import BarBatch, BarSize, CorporateAction
 from backfill_contracts.message import Message
+from backfill_contracts.modes import JobMode
 from backfill_contracts.outcomes import Outcome
 
 
@@ -48,6 +49,8 @@ class JobSubmitted(JobEvent):
     idempotency_key: str | None = None
     time_limit_s: float | None = None
     correlation_id: str | None = None
+    mode: JobMode = JobMode.FULL
+    force: bool = False
     # The universe and its run that fanned this job out (POST /universes/{name}/runs).
     universe: str | None = None
     universe_run: str | None = None
@@ -65,6 +68,9 @@ class JobStarted(JobEvent):
     # The source's own name for what is collected when it differs from the job's symbol (a
     # future's local symbol, ESH5): the key its bars are stored under.
     instrument: str | None = None
+    # Chunks of the source's plan left out because what they ask for is stored already (or,
+    # for fill_gaps and top_up, not missing): `chunks` holds only what is fetched.
+    skipped_chunks: int = 0
 
 
 class ChunkCollected(JobEvent):

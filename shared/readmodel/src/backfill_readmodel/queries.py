@@ -229,6 +229,9 @@ async def retry_request(conn: AsyncConnection, job: JobView) -> BarRequest:
         end=job.end,
         options=job.options,
         time_limit_s=submitted.get("time_limit_s"),
+        # A fill_gaps or top_up job stays one: its worker pinned what it plans to fetch.
+        mode=submitted.get("mode", "full"),
+        force=submitted.get("force", False),
     )
 
 

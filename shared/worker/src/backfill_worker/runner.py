@@ -54,6 +54,7 @@ from backfill_worker.metrics import WorkerMetrics
 from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.source import Fetched, FetchRequest, Plan, Source, SourceError
+from backfill_worker.stored import StoredData
 from backfill_worker.waits import current_reporter
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class JobRunner:
         stopping: asyncio.Event,
         limits: Limits | None = None,
         metrics: WorkerMetrics | None = None,
+        stored: StoredData | None = None,
     ) -> None:
         self.source = source
         self.redis = redis
@@ -120,6 +122,7 @@ class JobRunner:
         self.stopping = stopping
         self.limits = limits or Limits()
         self.metrics = metrics or WorkerMetrics(source.name)
+        self.stored = stored or StoredData(None, redis, names)
 
     async def run(self, job: CollectBars, held: Held) -> RunResult:
         recorded_now = await self._record_submission_if_unknown(job)
@@ -139,7 +142,14 @@ class JobRunner:
         run = await self._redis(partial(self._start_clock, job, held), "starting the clock")
         try:
             await self._check(run)
-            plan = await self._watched(run, partial(self.source.plan, job), None, None)
+            nothing = partial(self.stored.without_planning, job, self.source)
+            plan_or_none = await self._watched(run, nothing, None, None)
+            if plan_or_none is None:
+                plan = await self._watched(run, partial(self.source.plan, job), None, None)
+                narrowed = partial(self.stored.narrowed, job, plan)
+                plan = await self._watched(run, narrowed, None, None)
+            else:
+                plan = plan_or_none
             await self._collect(run, plan)
         except SourceError as error:
             await self._emit(JobFailed, job, outcome=error.outcome, message=error.message)
@@ -181,7 +191,17 @@ class JobRunner:
             job,
             ts=job.ts,
             **job.model_dump(
-                include={"source", "symbol", "bar_size", "start", "end", "options", "time_limit_s"}
+                include={
+                    "source",
+                    "symbol",
+                    "bar_size",
+                    "start",
+                    "end",
+                    "options",
+                    "time_limit_s",
+                    "mode",
+                    "force",
+                }
             ),
             idempotency_key=job.idempotency_key,
             correlation_id=job.correlation_id,
@@ -202,6 +222,7 @@ class JobRunner:
             chunks=plan.chunks,
             resumed_chunks=sorted(done),
             instrument=plan.instrument,
+            skipped_chunks=plan.skipped,
         )
         bars_total = sum(done.values())
         for chunk in plan.chunks:

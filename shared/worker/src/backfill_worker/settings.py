@@ -35,3 +35,7 @@ class WorkerSettings(RedisSettings, LivenessSettings, MetricsSettings):
     # How long a worker lives on once its command subscriber stopped (FastStream stops one for
     # good when its group is deleted): then it exits non-zero, and its supervisor restarts it.
     subscriber_lost_grace_s: float = Field(default=15.0, gt=0)
+    # The projections' database, read to plan only what is not stored (job modes, no
+    # refetching). Empty: the worker cannot see it, so it fetches every chunk of a `full` job
+    # and refuses `fill_gaps` and `top_up`.
+    database_url: str = ""

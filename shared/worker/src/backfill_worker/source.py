@@ -20,6 +20,8 @@ class Plan:
     chunks: list[ChunkSpec]
     # What the bars are stored under when it is not the job's symbol (a future: ESH5).
     instrument: str | None = None
+    # Chunks of the source's plan left out as stored already (see backfill_worker.stored).
+    skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,19 @@ class ReportsStatus(Protocol):
     """A source with state worth showing in the worker's heartbeat (a pause, a connection)."""
 
     def status(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class NamesSeries(Protocol):
+    """A source that can say, without a request, what a job's bars are stored under.
+
+    Lets a fill_gaps or top_up job with nothing missing end without asking the source
+    anything, not even to plan (IB's contract details and head timestamp are requests).
+    """
+
+    def series_of(self, job: CollectBars) -> tuple[str, str] | None:
+        """(instrument, price type) of the job's bars; None when only planning can tell."""
+        ...
 
 
 @runtime_checkable

@@ -39,6 +39,7 @@ from backfill_bus.logs import job_context
 from backfill_bus.metrics import MetricsServer, StreamsCollector, refresh_errors
 from backfill_contracts import CancelJob, CollectBars, JobFailed, Outcome, parse_command
 from backfill_contracts.errors import describe_validation_error
+from backfill_readmodel.engine import create_engine
 from backfill_worker.cancel_scanner import CancelScanner
 from backfill_worker.claims import ClaimKeeper, Held
 from backfill_worker.envelope import command_body
@@ -49,6 +50,7 @@ from backfill_worker.retry import RetryPolicy
 from backfill_worker.runner import JobRunner, Limits, RunResult
 from backfill_worker.settings import WorkerSettings
 from backfill_worker.source import HasLifecycle, ReportsStatus, Source
+from backfill_worker.stored import StoredData
 
 log = logging.getLogger(__name__)
 # Bounded, so a new command held meanwhile waits for at most this many older jobs.
@@ -61,6 +63,7 @@ class Worker:
         self.source = source
         self.names = Names(settings.redis_namespace)
         self.redis: Redis = Redis.from_url(settings.redis_url)
+        self.engine = create_engine(settings.database_url) if settings.database_url else None
         self.events = EventLog(self.redis, self.names, producer=settings.worker_id)
         self.liveness = Liveness(settings.liveness_file)
         self.heartbeat = Heartbeat(
@@ -115,6 +118,7 @@ class Worker:
                 settings.announce_wait_s,
             ),
             self.metrics,
+            StoredData(self.engine, self.redis, self.names),
         )
         self.broker = self._build_broker()
         self._claimer: asyncio.Task[None] | None = None
@@ -185,6 +189,8 @@ class Worker:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.redis.aclose()
+        if self.engine is not None:
+            await self.engine.dispose()
 
     def consuming(self) -> bool:
         """Whether the command subscriber still reads: FastStream can stop one silently."""

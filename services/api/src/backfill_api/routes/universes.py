@@ -26,6 +26,7 @@ from backfill_bus.universes import (
     new_run_id,
     submit_run,
 )
+from backfill_contracts import JobMode
 from backfill_readmodel import queries
 from backfill_readmodel.views import JobView, RunTotals
 
@@ -105,6 +106,13 @@ class RunRequest(BaseModel):
         description="Submitting the same run id again makes no new job: it answers with the "
         "jobs of that run. Absent: a new run (its id in the answer).",
     )
+    mode: JobMode = Field(
+        default=JobMode.FULL,
+        description="The mode of every job of the run: `full`, `fill_gaps` or `top_up`.",
+    )
+    force: bool = Field(
+        default=False, description="Every job fetches again what is stored already."
+    )
 
 
 class RunAccepted(BaseModel):
@@ -136,7 +144,14 @@ async def submit_universe(
     universe = await _universe_or_404(services, name)
     run_id = (request.run_id if request else None) or new_run_id()
     try:
-        submitted = await submit_run(_store(services), services.commands, universe, run_id)
+        submitted = await submit_run(
+            _store(services),
+            services.commands,
+            universe,
+            run_id,
+            mode=request.mode if request else JobMode.FULL,
+            force=request.force if request else False,
+        )
     except IdempotencyConflictError as error:
         raise HTTPException(
             status.HTTP_409_CONFLICT,

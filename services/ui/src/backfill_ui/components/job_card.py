@@ -31,6 +31,8 @@ def status_chip(status: str) -> ui.badge:
 def progress_text(job: JobView) -> str:
     p = job.progress
     if p.chunks_total == 0:
+        if job.status == "succeeded":  # a plan of no chunk: its mode found nothing missing
+            return "nothing to fetch: already stored, or no session in the range"
         return "not started" if job.status == "queued" else f"{p.bars_stored:,} bars"
     return f"{p.chunks_done} / {p.chunks_total} chunks · {p.bars_stored:,} bars · {p.percent:g} %"
 

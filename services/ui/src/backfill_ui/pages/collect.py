@@ -60,11 +60,20 @@ class CollectForm:
                     ui.button(name, on_click=lambda n=name: self._preset(n)).props(
                         "flat dense no-caps"
                     ).mark(f"preset-{name.replace(' ', '-')}")
-            self.time_limit = (
-                ui.number("Time limit (s, empty: the worker's)", min=1, on_change=self.recheck)
-                .classes("w-64")
-                .mark("time_limit_s")
-            )
+            with ui.row().classes("w-full items-center gap-4"):
+                self.time_limit = (
+                    ui.number("Time limit (s, empty: the worker's)", min=1, on_change=self.recheck)
+                    .classes("w-64")
+                    .mark("time_limit_s")
+                )
+                self.mode = (
+                    ui.select(MODES, value="full", label="Mode", on_change=self.recheck)
+                    .classes("w-56")
+                    .mark("mode")
+                )
+                self.force = ui.checkbox("Fetch again what is stored", on_change=self.recheck).mark(
+                    "force"
+                )
             ui.label("Options").classes("text-subtitle2 q-mt-sm")
             self.options_box = ui.row().classes("w-full items-start gap-4")
             self.problems = ui.column().classes("gap-0").mark("problems")
@@ -134,6 +143,8 @@ class CollectForm:
             end=self.end.value or "",
             options=forms.options_from(fields, self.option_values),
             time_limit_s=float(limit) if limit else None,
+            mode=self.mode.value,
+            force=bool(self.force.value),
         )
 
     def recheck(self) -> None:
@@ -163,6 +174,7 @@ class CollectForm:
             "start": self.start,
             "end": self.end,
             "time_limit_s": self.time_limit,
+            "mode": self.mode,
             "source": self.source,
         }
         return fixed | {f"options.{name}": el for name, el in self.option_inputs.items()}
@@ -202,6 +214,14 @@ class CollectForm:
             ui.notify(f"Submitted {len(done)} job(s)", type="positive")
 
 
+# What each job mode collects, as the select shows it.
+MODES = {
+    "full": "Full range (skips what is stored)",
+    "fill_gaps": "Fill gaps in the range",
+    "top_up": "Top up after the last bar",
+}
+
+
 def _field_words(field: str | None) -> str:
     if field is None:
         return ""
@@ -223,7 +243,11 @@ def _plan_words(checked: forms.Checked) -> str:
         if estimate.seconds <= 0
         else f"at least {words.duration(estimate.seconds * jobs)} of pacing"
     )
-    return (
+    words_ = (
         f"Plan: {jobs} job(s) x up to {estimate.requests} request(s) = {total} request(s), "
         f"{time_text} ({estimate.note})"
     )
+    first = checked.requests[0]
+    if first.mode != "full" or not first.force:
+        words_ += "; what is stored already is not fetched again"
+    return words_

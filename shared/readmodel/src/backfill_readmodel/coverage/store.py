@@ -1,0 +1,201 @@
+"""Coverage read from the projections: bars for what is held, chunks for why the rest is not.
+
+Computed on read rather than projected: the gaps depend on the calendar asked for and on the
+range, and the bars and job_chunks tables already hold every fact (their natural keys make the
+lookups index scans). The calendar work runs in a thread, since exchange_calendars is pandas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backfill_contracts import BarSize
+from backfill_readmodel.coverage.calendars import TradingCalendar, calendar_for
+from backfill_readmodel.coverage.gaps import ChunkWindow, Gap, GapKind, classify, held_slots
+from backfill_readmodel.coverage.slots import HALF_DAY, Slots, expected_slots
+from backfill_readmodel.coverage.views import CoverageView, DayView, GapView
+from backfill_readmodel.tables import bars, job_chunks, jobs
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    source: str
+    symbol: str  # the instrument bars are stored under
+    bar_size: BarSize
+    price_type: str = "trades"
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    first: datetime | None
+    last: datetime | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """A series measured over a range: its slots, which are held, and the gaps."""
+
+    slots: Slots
+    held: list[bool]
+    gaps: list[Gap]
+
+
+def _of(series: Series) -> Any:
+    return and_(
+        bars.c.source == series.source,
+        bars.c.symbol == series.symbol,
+        bars.c.bar_size == series.bar_size.value,
+        bars.c.price_type == series.price_type,
+    )
+
+
+async def held(conn: AsyncConnection, series: Series) -> Held:
+    query = select(func.min(bars.c.ts), func.max(bars.c.ts), func.count()).where(_of(series))
+    first, last, count = (await conn.execute(query)).one()
+    return Held(first, last, count)
+
+
+async def list_series(conn: AsyncConnection, limit: int = 200) -> list[tuple[Series, Held]]:
+    """Every series with bars, with its first and last bar and count (grouped on the bars
+    table's primary key prefix, so an index scan)."""
+    key = (bars.c.source, bars.c.symbol, bars.c.bar_size, bars.c.price_type)
+    query = (
+        select(*key, func.min(bars.c.ts), func.max(bars.c.ts), func.count())
+        .group_by(*key)
+        .order_by(*key)
+        .limit(limit)
+    )
+    found = []
+    for source, symbol, bar_size, price_type, first, last, count in await conn.execute(query):
+        if bar_size in BarSize.__members__.values():
+            series = Series(source, symbol, BarSize(bar_size), price_type)
+            found.append((series, Held(first, last, count)))
+    return found
+
+
+async def bar_times(conn: AsyncConnection, series: Series, lo: int, hi: int) -> list[int]:
+    query = (
+        select(bars.c.ts)
+        .where(_of(series), bars.c.ts >= _at(lo), bars.c.ts < _at(hi))
+        .order_by(bars.c.ts)
+    )
+    return [int(ts.timestamp()) for ts in (await conn.execute(query)).scalars()]
+
+
+async def chunk_windows(
+    conn: AsyncConnection, series: Series, lo: int, hi: int
+) -> list[ChunkWindow]:
+    """Every chunk of a job of this series overlapping [lo, hi), as what it says of its window."""
+    query = (
+        select(
+            job_chunks.c.start,
+            job_chunks.c.end,
+            job_chunks.c.status,
+            jobs.c.status.label("job_status"),
+            jobs.c.started_at,
+        )
+        .join(jobs, jobs.c.job_id == job_chunks.c.job_id)
+        .where(
+            jobs.c.source == series.source,
+            or_(
+                jobs.c.instrument == series.symbol,
+                and_(jobs.c.instrument.is_(None), jobs.c.symbol == series.symbol),
+            ),
+            jobs.c.bar_size == series.bar_size.value,
+            jobs.c.price_type == series.price_type,
+            job_chunks.c.start < _at(hi),
+            job_chunks.c.end > _at(lo),
+        )
+    )
+    windows = []
+    for row in (await conn.execute(query)).mappings():
+        start, end = int(row["start"].timestamp()), int(row["end"].timestamp())
+        if row["status"] in ("done", "no_data"):
+            if row["started_at"] is not None:  # nothing after the fetch is claimed as answered
+                end = min(end, int(row["started_at"].timestamp()))
+            kind = GapKind.PARTIAL if row["status"] == "done" else GapKind.NO_DATA
+            windows.append(ChunkWindow(start, end, kind))
+        elif row["job_status"] in FINISHED:
+            windows.append(ChunkWindow(start, end, GapKind.FAILED))
+    return windows
+
+
+async def measure(
+    conn: AsyncConnection, series: Series, calendar: TradingCalendar, lo: int, hi: int
+) -> Measured:
+    """The series over [lo, hi) (epoch seconds, UTC) against `calendar`."""
+    slots = await asyncio.to_thread(expected_slots, calendar, series.bar_size, lo, hi)
+    # Coarse bars stamped at the exchange's midnight may sit up to half a day off their slot.
+    times = await bar_times(conn, series, lo - HALF_DAY, hi + HALF_DAY)
+    chunks = await chunk_windows(conn, series, lo, hi)
+    is_held = held_slots(slots, times)
+    return Measured(slots, is_held, classify(slots, is_held, chunks))
+
+
+async def coverage(
+    conn: AsyncConnection,
+    series: Series,
+    *,
+    calendar: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    with_days: bool = False,
+) -> CoverageView:
+    """First and last bar, count, and the gaps over [start, end) (default: first to last bar)."""
+    chosen = calendar_for(series.source, calendar)
+    summary = await held(conn, series)
+    lo = start or summary.first
+    hi = end or (None if summary.last is None else summary.last.replace(microsecond=0))
+    view = CoverageView(
+        source=series.source,
+        symbol=series.symbol,
+        bar_size=series.bar_size.value,
+        price_type=series.price_type,
+        calendar=chosen.name,
+        first=summary.first,
+        last=summary.last,
+        count=summary.count,
+        start=lo,
+        end=end,
+        expected=0,
+        held=0,
+        gaps=[],
+    )
+    if lo is None or hi is None:
+        return view
+    # Without an end, the range runs to the last bar, inclusive.
+    hi_ts = int(hi.timestamp()) + (0 if end else 1)
+    lo_ts = int(lo.timestamp())
+    if start is None and not series.bar_size.is_intraday:
+        lo_ts -= HALF_DAY  # the first bar's slot, when it is stamped at the exchange's midnight
+    measured = await measure(conn, series, chosen, lo_ts, hi_ts)
+    view.end = end or _at(hi_ts)
+    view.expected = len(measured.slots)
+    view.held = sum(measured.held)
+    view.gaps = [
+        GapView(start=_at(g.start), end=_at(g.end), bars=g.bars, kind=g.kind.value)
+        for g in measured.gaps
+    ]
+    if with_days:
+        view.days = _days(measured)
+    return view
+
+
+def _days(measured: Measured) -> list[DayView]:
+    expected = Counter(measured.slots.days)
+    held_by_day = Counter(d for d, h in zip(measured.slots.days, measured.held, strict=True) if h)
+    return [DayView(day=d, expected=n, held=held_by_day[d]) for d, n in expected.items()]
+
+
+def _at(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

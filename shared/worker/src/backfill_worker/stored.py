@@ -1,0 +1,229 @@
+"""What is stored already: the plan keeps only the chunks a job's mode asks to fetch.
+
+Workers otherwise only consume commands and publish events; this is the one place they read
+the projections, through the read-model library. Why here and not in the API: a command
+published with a plain XADD (`"mode": "fill_gaps"`) must work without the API, and the series a
+job fills is known for sure only once its source has planned it (the price type, a future's
+local symbol). The API and the console show the same coverage from the same queries.
+
+- `full`: the source's plan, less the chunks whose window was collected already for the same
+  series (an identical chunk is not fetched again) or whose expected bars are all stored.
+- `fill_gaps`: only chunks holding missing bars of the range (never requested or failed; with
+  `force`, also those the source answered with nothing), each cut down to its missing part.
+- `top_up`: the same, from just after the series' last stored bar.
+- `force` with `full`: the whole plan, as before modes existed.
+
+The chosen chunks are pinned in Redis under the job on first planning, so a redelivered,
+reclaimed or retried job resumes against the same chunk list (checkpoints name chunks by index
+and window) even after its first chunks have been projected. The projections may lag the log
+by a moment: a chunk collected but not yet projected may be fetched again, and its bars are
+upserted on their natural key, so that costs a request, never a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from bisect import bisect_left
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backfill_bus import Names
+from backfill_bus.event_log import JOB_KEY_TTL_S
+from backfill_contracts import ChunkSpec, CollectBars, JobMode, Outcome
+from backfill_readmodel.coverage import GapKind, RangeTooLargeError, Series, calendar_for, held
+from backfill_readmodel.coverage.store import Measured, chunk_windows, measure
+from backfill_readmodel.tables import jobs
+from backfill_worker.source import NamesSeries, Plan, SourceError
+
+log = logging.getLogger(__name__)
+_ANSWERED = (GapKind.PARTIAL, GapKind.NO_DATA)
+_FILLABLE = frozenset({GapKind.NEVER_REQUESTED, GapKind.FAILED})
+
+
+class StoredData:
+    """Reads the projections (None: this worker has no database, so only `full` runs)."""
+
+    def __init__(self, engine: AsyncEngine | None, redis: Redis, names: Names) -> None:
+        self.engine = engine
+        self.redis = redis
+        self.names = names
+
+    async def narrowed(self, job: CollectBars, plan: Plan) -> Plan:
+        """`plan` with only the chunks to fetch, pinned for the job's later deliveries."""
+        if job.mode is JobMode.FULL and (job.force or self.engine is None):
+            return plan  # the whole plan: nothing to pin beyond what the source plans
+        key = self.names.job_key(job.job_id, "plan")
+        pinned: Any = await self.redis.get(key)
+        if pinned is None:
+            # Under way already, planned by a worker that pinned nothing (one without a
+            # database, or an older version): its plan stands, so that it resumes as it was.
+            underway = await self.redis.exists(self.names.job_key(job.job_id, "chunks_done"))
+            if not underway and job.mode is JobMode.FULL:
+                # Redis lost the pin and the checkpoints (a restart without its last second
+                # of AOF): the read model still knows the job started, so its own chunks,
+                # stored by now, are not skipped as someone else's.
+                underway = await self._started_before(job.job_id)
+            chunks = plan.chunks if underway else await self._choose(job, plan)
+            value = json.dumps([[int(c.start.timestamp()), int(c.end.timestamp())] for c in chunks])
+            await self.redis.set(key, value, nx=True, ex=JOB_KEY_TTL_S)
+            pinned = await self.redis.get(key)  # another delivery may have pinned first
+        windows = json.loads(pinned)
+        kept = [
+            ChunkSpec(index=i, start=_at(lo), end=_at(hi)) for i, (lo, hi) in enumerate(windows)
+        ]
+        return replace(plan, chunks=kept, skipped=max(0, len(plan.chunks) - len(kept)))
+
+    async def without_planning(self, job: CollectBars, source: object) -> Plan | None:
+        """An empty plan, pinned, when a fill_gaps or top_up job has nothing to fetch and its
+        source names the series without a request (see NamesSeries): the source is then not
+        asked anything at all, not even to plan. None: plan as usual."""
+        if job.mode is JobMode.FULL or self.engine is None or not isinstance(source, NamesSeries):
+            return None
+        named = source.series_of(job)
+        if named is None:
+            return None
+        key = self.names.job_key(job.job_id, "plan")
+        if await self.redis.exists(key, self.names.job_key(job.job_id, "chunks_done")):
+            return None  # under way: it resumes its own plan
+        instrument, price_type = named
+        reading = await self._read(job, Series(job.source, instrument, job.bar_size, price_type))
+        if reading.wanted(job.force):
+            return None
+        await self.redis.set(key, "[]", nx=True, ex=JOB_KEY_TTL_S)
+        if await self.redis.get(key) not in (b"[]", "[]"):
+            return None  # another delivery pinned a plan first: follow it
+        return Plan(price_type, [], None if instrument == job.symbol else instrument)
+
+    async def _started_before(self, job_id: str) -> bool:
+        if self.engine is None:
+            return False
+        try:
+            async with self.engine.connect() as conn:
+                started = await conn.scalar(
+                    select(jobs.c.started_at).where(jobs.c.job_id == job_id)
+                )
+        except SQLAlchemyError:
+            return False  # then the plan is chosen as for a new job (a request saved or not)
+        return started is not None
+
+    async def _choose(self, job: CollectBars, plan: Plan) -> list[ChunkSpec]:
+        series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
+        try:
+            reading = await self._read(job, series)
+        except SourceError as error:
+            if job.mode is not JobMode.FULL:
+                raise
+            # Skipping stored chunks saves requests; it is never worth failing a job over.
+            log.warning("fetching every chunk of job %s: %s", job.job_id, error.message)
+            return plan.chunks
+        if job.mode is JobMode.FULL:
+            return [c for c in plan.chunks if not _stored(c, reading.answered, reading.measured)]
+        if reading.measured is None:
+            return []
+        wanted = reading.wanted(job.force)
+        return _cut_to(plan.chunks, wanted, reading.measured, reading.lo, reading.hi)
+
+    async def _read(self, job: CollectBars, series: Series) -> _Reading:
+        if self.engine is None:
+            raise SourceError(
+                Outcome.INVALID_REQUEST,
+                f"mode {job.mode.value} needs to know what is stored, and this worker has no "
+                "database (set BACKFILL_DATABASE_URL to the projections' database)",
+            )
+        lo, hi = int(job.start.timestamp()), int(job.end.timestamp())
+        try:
+            async with self.engine.connect() as conn:
+                if job.mode is JobMode.TOP_UP:
+                    last = (await held(conn, series)).last
+                    if last is not None:
+                        lo = max(lo, int(last.timestamp()) + 1)
+                if lo >= hi:
+                    return _Reading(lo, hi, [], None)
+                answered = [
+                    (w.start, w.end)
+                    for w in await chunk_windows(conn, series, lo, hi)
+                    if w.kind in _ANSWERED
+                ]
+                try:
+                    measured = await measure(conn, series, calendar_for(job.source), lo, hi)
+                except RangeTooLargeError as error:
+                    if job.mode is not JobMode.FULL:
+                        raise SourceError(Outcome.INVALID_REQUEST, str(error)) from error
+                    measured = None
+        except SQLAlchemyError as error:
+            raise SourceError(
+                Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
+            ) from error
+        return _Reading(lo, hi, answered, measured)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What is stored for a job's series over the part of its range its mode covers."""
+
+    lo: int
+    hi: int
+    answered: list[tuple[int, int]]  # windows the source answered already
+    measured: Measured | None  # None: nothing to measure, or (mode full) too large to
+
+    def wanted(self, force: bool) -> list[tuple[int, int]]:
+        """The gaps a fill_gaps or top_up job fetches."""
+        if self.measured is None:
+            return []
+        return [(g.start, g.end) for g in self.measured.gaps if force or g.kind in _FILLABLE]
+
+
+def _stored(chunk: ChunkSpec, answered: list[tuple[int, int]], measured: Measured | None) -> bool:
+    """Whether the chunk's window was answered already, or holds every bar it should."""
+    lo, hi = int(chunk.start.timestamp()), int(chunk.end.timestamp())
+    if _covered(lo, hi, answered):
+        return True
+    if measured is None:
+        return False
+    first = bisect_left(measured.slots.starts, lo)
+    last = bisect_left(measured.slots.starts, hi)
+    return last > first and all(measured.held[first:last])
+
+
+def _covered(lo: int, hi: int, windows: list[tuple[int, int]]) -> bool:
+    reach = lo
+    for start, end in sorted(windows):
+        if start > reach:
+            break
+        reach = max(reach, end)
+        if reach >= hi:
+            return True
+    return reach >= hi
+
+
+def _cut_to(
+    chunks: list[ChunkSpec], wanted: list[tuple[int, int]], measured: Measured, lo: int, hi: int
+) -> list[ChunkSpec]:
+    """Each chunk holding wanted time: whole when every bar it should hold is wanted (so it
+    stays identical to the chunk a `full` job plans), else cut from its first to its last
+    wanted bar."""
+    starts, ends = measured.slots.starts, measured.slots.ends
+    kept: list[ChunkSpec] = []
+    for chunk in chunks:
+        start = max(lo, int(chunk.start.timestamp()))
+        end = min(hi, int(chunk.end.timestamp()))
+        parts = [(max(start, s), min(end, e)) for s, e in wanted if s < end and e > start]
+        if not parts:
+            continue
+        first, last = min(p[0] for p in parts), max(p[1] for p in parts)
+        inside = range(bisect_left(starts, start), bisect_left(starts, end))
+        if inside and first <= starts[inside[0]] and last >= ends[inside[-1]]:
+            first, last = start, end
+        kept.append(ChunkSpec(index=len(kept), start=_at(first), end=_at(last)))
+    return kept
+
+
+def _at(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
