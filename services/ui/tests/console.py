@@ -65,9 +65,10 @@ async def eventually(check: Callable[[], object], within: float = 20, what: str 
         try:
             check()
             return
-        except AssertionError:
+        except AssertionError as error:
             if time.monotonic() > deadline:
-                raise AssertionError(f"not met within {within}s: {what}") from None
+                # The last check's own message says what the page showed instead.
+                raise AssertionError(f"not met within {within}s: {what}: {error}") from None
         await asyncio.sleep(0.05)
 
 

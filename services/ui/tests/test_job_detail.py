@@ -130,6 +130,22 @@ async def test_the_detail_page_follows_a_running_job(user: User, stack: Stack) -
     )
 
 
+async def test_a_job_opened_before_it_is_projected_appears_when_it_is(
+    user: User, stack: Stack
+) -> None:
+    # The API has put the submission on the log; the projector has not folded it yet.
+    await stack.redis.set(stack.names.job_key("early-1", "submitted"), b"1")
+    await log_in(user)
+    await user.open("/jobs/early-1")
+    await user.should_see("Job early-1 was submitted: waiting for it to reach the read model…")
+    life = job_life("early-1", datetime.now(UTC), "succeeded", chunks=2)
+    await append(stack.redis, stack.names, life.events)
+    await eventually(
+        lambda: _contains(texts(user, "progress"), "2 / 2 chunks"), what="the job, once folded"
+    )
+    await user.should_not_see(marker="no-job")
+
+
 def _contains(found: list[str], text: str) -> None:
     assert any(text in item for item in found), found
 

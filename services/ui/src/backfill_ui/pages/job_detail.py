@@ -20,6 +20,8 @@ from backfill_ui.live import RESYNC, LiveEvent
 TIMELINE_LIMIT = 200  # newest events shown; a long job has thousands
 SLOW_PARTS_EVERY_S = 1.0  # chunks and timeline re-read at most this often while running
 CHART_EVERY_S = 3.0  # the chart re-reads every bar: less often
+MISSING_JOB_POLL_S = 0.5  # an unknown job is looked for again this often...
+MISSING_JOB_WAIT_S = 60.0  # ...for this long: the projector is seconds behind at worst
 
 
 def register(console: Console) -> None:
@@ -28,13 +30,45 @@ def register(console: Console) -> None:
         with frame(console, "Job"):
             async with console.services.connect() as conn:
                 job = await queries.get_job(conn, job_id)
-            if job is None:
-                ui.label(f"There is no job {job_id}.").mark("no-job")
-                ui.link("All jobs", "/jobs")
+            if job is not None:
+                await _show(console, job)
                 return
-            page = JobDetail(console, job)
-            await page.refresh_parts()
-            ui.timer(0.05, page.refresh_chart, once=True)  # after the page is on screen
+            # A job opened the moment it was submitted is on the log before the projector has
+            # folded it: the page waits for it rather than saying it does not exist.
+            holder = ui.column().classes("w-full")
+            with holder:
+                missing = ui.label().mark("no-job")
+                ui.link("All jobs", "/jobs")
+            waited_since = time.monotonic()
+
+            async def look_again() -> None:
+                async with console.services.connect() as conn:
+                    found = await queries.get_job(conn, job_id)
+                if found is not None:
+                    timer.cancel()
+                    holder.clear()
+                    with holder:
+                        await _show(console, found)
+                    return
+                submitted = await console.services.redis.exists(
+                    console.services.names.job_key(job_id, "submitted")
+                )
+                missing.set_text(
+                    f"Job {job_id} was submitted: waiting for it to reach the read model…"
+                    if submitted
+                    else f"There is no job {job_id}."
+                )
+                if time.monotonic() - waited_since > MISSING_JOB_WAIT_S:
+                    timer.cancel()
+
+            timer = ui.timer(MISSING_JOB_POLL_S, look_again)
+            await look_again()
+
+
+async def _show(console: Console, job: JobView) -> None:
+    page = JobDetail(console, job)
+    await page.refresh_parts()
+    ui.timer(0.05, page.refresh_chart, once=True)  # after the page is on screen
 
 
 class JobDetail:
