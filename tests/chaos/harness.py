@@ -407,6 +407,20 @@ class Cluster:
             await asyncio.sleep(0.05)
         raise AssertionError(f"job {job_id} did not reach {chunks} chunks in {timeout}s: {last}")
 
+    async def checkpointed_chunks(self, job_id: str) -> int:
+        """Chunks the job's workers have collected: their checkpoints, ahead of the projections."""
+        return int(await self.redis.hlen(self.names.job_key(job_id, "chunks_done")))
+
+    async def wait_checkpointed(self, job_id: str, chunks: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        done = 0
+        while time.monotonic() < deadline:
+            done = await self.checkpointed_chunks(job_id)
+            if done >= chunks:
+                return done
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"job {job_id} checkpointed {done} of {chunks} chunks in {timeout}s")
+
     async def bar_stamps(self, symbol: str) -> list[str]:
         """The bars of a symbol through the API, as CSV (cheaper than JSON for 20k rows)."""
         response = await self.http.get(
