@@ -1,8 +1,8 @@
 """`backfill bench --quick` end to end, through the CLI, on the test PostgreSQL server.
 
-No speed is asserted (the machine may be busy): only that every workload ran three times,
-measured what it was meant to (the bench checks its own bar and job counts), gave sane figures,
-and that the JSON and the charts were written.
+No speed is asserted (the machine may be busy): only that every workload ran (once, as
+`--runs 1`, to keep CI short), measured what it was meant to (the bench checks its own bar
+and job counts), gave sane figures, and that the JSON and the charts were written.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ def _admin_url() -> str:
 
 
 @pytest.mark.timeout(BUDGET_S + 30)
-def test_the_quick_bench_measures_every_workload_three_times(tmp_path: Path) -> None:
+def test_the_quick_bench_measures_every_workload(tmp_path: Path) -> None:
     url = _admin_url()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    command = [sys.executable, "-m", "backfill_cli", "bench", "--quick", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "backfill_cli", "bench", "--quick", "--runs", "1"]
     result = subprocess.run(
-        [*command, "--database-url", url],
+        [*command, "--out", str(tmp_path), "--database-url", url],
         capture_output=True,
         text=True,
         env=env,
@@ -62,7 +62,7 @@ def test_the_quick_bench_measures_every_workload_three_times(tmp_path: Path) -> 
             assert workload["skipped"] == "skipped: no chromium"
             continue
         assert workload["skipped"] is None, workload
-        assert len(workload["runs"]) == 3, workload_id
+        assert len(workload["runs"]) == 1, workload_id
         for run in workload["runs"]:
             for key, value in run["figures"].items():
                 assert math.isfinite(value), (workload_id, key)
