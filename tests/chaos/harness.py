@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backfill_bus import Names
 from backfill_readmodel.engine import create_engine
 from tests.support.servers import RedisServer
+from tests.support.stack import wait_until
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 BARS_PER_DAY = 390  # sim 1m bars per weekday: 09:30-16:00 New York
@@ -412,14 +413,12 @@ class Cluster:
         return int(await self.redis.hlen(self.names.job_key(job_id, "chunks_done")))
 
     async def wait_checkpointed(self, job_id: str, chunks: int, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        done = 0
-        while time.monotonic() < deadline:
+        async def reached() -> int:
             done = await self.checkpointed_chunks(job_id)
-            if done >= chunks:
-                return done
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"job {job_id} checkpointed {done} of {chunks} chunks in {timeout}s")
+            return done if done >= chunks else 0
+
+        done: int = await wait_until(reached, timeout, f"job {job_id} at {chunks} chunks")
+        return done
 
     async def bar_stamps(self, symbol: str) -> list[str]:
         """The bars of a symbol through the API, as CSV (cheaper than JSON for 20k rows)."""
