@@ -22,6 +22,7 @@ from backfill_api.routes import (
     coverage,
     jobs,
     maintenance,
+    schedules,
     system,
     universes,
     webhooks,
@@ -77,7 +78,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(CorrelationMiddleware)
     app.include_router(metrics.router())  # /metrics at the root, where Prometheus looks
-    for module in (jobs, bars, coverage, system, workers, webhooks, universes):
+    for module in (jobs, bars, coverage, system, workers, webhooks, universes, schedules):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(maintenance.router_for(settings), prefix=API_PREFIX)
     return app

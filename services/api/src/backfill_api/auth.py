@@ -44,6 +44,8 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
     # Defining or deleting a universe is shared configuration: admin (the default).
     ("POST", f"{V1}/universes/{{name}}/runs"): "submit",
     ("POST", f"{V1}/universes/{{name}}/runs/{{run_id}}/cancel"): "submit",
+    # A schedule's definition and pausing are configuration (admin); running it now is a submit.
+    ("POST", f"{V1}/schedules/{{name}}/trigger"): "submit",
 }
 # Every method, reads included: webhooks show subscribers' URLs, maintenance deletes history.
 ADMIN_PREFIXES = (f"{V1}/webhooks", f"{V1}/maintenance")

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from backfill_cli import bench, dev, projector, queries, tokens, universes
+from backfill_cli import bench, dev, projector, queries, schedules, tokens, universes
 from backfill_cli.api_client import (
     ApiAuthError,
     ApiClient,
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("stats", parents=[api], help="job counts, success rate, bars stored")
 
     _universe_parser(commands, api)
+    _schedule_parser(commands, api)
 
     clean = commands.add_parser(
         "cleanup",
@@ -229,6 +230,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return show_coverage(body, sys.stdout)
         if args.command == "universe":
             return _universe(parser, client, args)
+        if args.command == "schedule":
+            return _schedule(client, args)
         return queries.show_stats(client, sys.stdout)
 
 
@@ -247,7 +250,11 @@ def _universe_parser(commands: Any, api: argparse.ArgumentParser) -> None:
         "--bar-size", dest="bar_sizes", action="append", required=True, help="repeatable: 1d, 1h"
     )
     make.add_argument("--start", required=True, help="first day (inclusive), e.g. 2024-01-01")
-    make.add_argument("--end", help="last day (exclusive); default: today (UTC)")
+    make.add_argument(
+        "--end",
+        help="last day (exclusive); left out, the universe is open: each run collects up to "
+        "the moment it is submitted, as a schedule's top-up needs",
+    )
     make.add_argument(
         "--option",
         dest="options",
@@ -296,7 +303,7 @@ def _universe(parser: argparse.ArgumentParser, client: ApiClient, args: argparse
             symbols=args.symbols,
             bar_sizes=args.bar_sizes,
             start=args.start,
-            end=args.end or datetime.now(UTC).date().isoformat(),
+            end=args.end,
             options=options,
             description=args.description,
             out=out,
@@ -315,6 +322,63 @@ def _universe(parser: argparse.ArgumentParser, client: ApiClient, args: argparse
     if action == "status":
         return universes.status(client, args.name, args.run_id, out)
     return universes.cancel(client, args.name, args.run_id, out)
+
+
+def _schedule_parser(commands: Any, api: argparse.ArgumentParser) -> None:
+    schedule = commands.add_parser(
+        "schedule", help="run a universe (a top-up by default) on a cron schedule"
+    )
+    actions = schedule.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
+    make = actions.add_parser(
+        "create", parents=[api], help="create (or replace) a schedule; needs an admin token"
+    )
+    make.add_argument("name")
+    make.add_argument("--universe", required=True, help="the universe each tick runs")
+    make.add_argument(
+        "--cron", required=True, help="five fields, e.g. '30 16 * * 1-5': weekdays at 16:30"
+    )
+    make.add_argument("--timezone", default="UTC", help="IANA zone, e.g. America/New_York")
+    make.add_argument(
+        "--mode",
+        choices=("top_up", "fill_gaps", "full"),
+        default="top_up",
+        help="every job's mode (default: top_up, what keeps the data current)",
+    )
+    make.add_argument("--description")
+    actions.add_parser("list", parents=[api], help="every schedule, with its next tick")
+    for action, text in (
+        ("show", "a schedule, its last tick and run"),
+        ("pause", "stop its ticks (missed ones are not caught up on resume)"),
+        ("resume", "fire its ticks again from now on"),
+        ("trigger", "submit its run now"),
+        ("delete", "forget a schedule (its runs stay)"),
+    ):
+        actions.add_parser(action, parents=[api], help=text).add_argument("name")
+
+
+def _schedule(client: ApiClient, args: argparse.Namespace) -> int:
+    out, action = sys.stdout, args.schedule_command
+    if action == "create":
+        return schedules.create(
+            client,
+            args.name,
+            universe=args.universe,
+            cron=args.cron,
+            timezone=args.timezone,
+            mode=args.mode,
+            description=args.description,
+            out=out,
+        )
+    if action == "list":
+        return schedules.show_all(client, out)
+    named = {
+        "show": schedules.show,
+        "pause": schedules.pause,
+        "resume": schedules.resume,
+        "trigger": schedules.trigger,
+        "delete": schedules.delete,
+    }
+    return named[action](client, args.name, out)
 
 
 def _token(args: argparse.Namespace, env: Mapping[str, str]) -> int:

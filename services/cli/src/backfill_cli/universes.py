@@ -29,7 +29,7 @@ def create(
     symbols: Sequence[str],
     bar_sizes: Sequence[str],
     start: str,
-    end: str,
+    end: str | None,
     options: Mapping[str, object],
     description: str | None,
     out: TextIO,
@@ -40,9 +40,10 @@ def create(
         "symbols": list(symbols),
         "bar_sizes": list(bar_sizes),
         "start": start,
-        "end": end,
         "options": dict(options),
     }
+    if end:
+        body["end"] = end
     if description:
         body["description"] = description
     client.call("PUT", _path(name), 200, 201, json=body)
@@ -150,5 +151,5 @@ def progress_line(view: Mapping[str, Any]) -> str:
 def _summary(u: Mapping[str, Any]) -> str:
     return (
         f"{u['name']}  {u['source']}  {len(u['symbols'])} symbols x {','.join(u['bar_sizes'])}"
-        f"  {u['start'][:10]} to {u['end'][:10]}"
+        f"  {u['start'][:10]} to {(u.get('end') or 'now (open)')[:10]}"
     )

@@ -19,6 +19,7 @@ from backfill_bus.metrics import MetricsPortInUseError, MetricsServer
 from backfill_projector.maintenance import Maintenance
 from backfill_projector.metrics import ProjectorMetrics, metrics_server
 from backfill_projector.projector import Projector
+from backfill_projector.scheduler import Scheduler
 from backfill_projector.settings import ProjectorSettings
 from backfill_projector.webhooks import WebhookNotifier
 from backfill_readmodel.engine import create_engine
@@ -70,6 +71,11 @@ async def _main(command: str, settings: ProjectorSettings) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(projector.run(stop))
             tasks.create_task(maintenance.run(stop))
+            tasks.create_task(
+                Scheduler(redis, names, producer=producer, poll_s=settings.schedule_poll_s).run(
+                    stop
+                )
+            )
             tasks.create_task(
                 WebhookNotifier(
                     engine,

@@ -18,6 +18,8 @@ class ProjectorSettings(
     # Maintenance: a cleanup request per period, and trimming of old stream entries.
     cleanup_interval_s: float = Field(default=86400, gt=0)
     event_retention_days: int = Field(default=7, ge=0)
+    # Schedules: how often the scheduler looks for due ticks (a tick fires within this long).
+    schedule_poll_s: float = Field(default=15.0, gt=0)
     # Webhooks for finished jobs (subscribed from the console): one POST, retried with backoff.
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_max_tries: int = Field(default=5, ge=1)

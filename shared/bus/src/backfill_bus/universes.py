@@ -60,15 +60,19 @@ class Universe(BaseModel):
     symbols: list[str] = Field(min_length=1)
     bar_sizes: list[BarSize] = Field(min_length=1)
     start: datetime = Field(description="inclusive; a date or naive time is UTC")
-    end: datetime = Field(description="exclusive; a date or naive time is UTC")
+    end: datetime | None = Field(
+        default=None,
+        description="exclusive; a date or naive time is UTC. Left out: open, each run collects "
+        "up to the moment it is submitted (a schedule's tick), which keeps the data current",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
     time_limit_s: float | None = Field(default=None, gt=0)
     description: str | None = Field(default=None, max_length=500)
 
     @field_validator("start", "end")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return as_utc(value)
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
 
     @field_validator("symbols")
     @classmethod
@@ -90,14 +94,20 @@ class Universe(BaseModel):
     def series(self) -> list[tuple[str, BarSize]]:
         return [(symbol, size) for symbol in self.symbols for size in self.bar_sizes]
 
-    def requests(self) -> list[BarRequest]:
+    def end_for(self, as_of: datetime) -> datetime:
+        """The end of a run submitted at `as_of`: the universe's own, or `as_of` when open."""
+        return self.end or as_utc(as_of)
+
+    def requests(self, as_of: datetime | None = None) -> list[BarRequest]:
+        """One request per series, for a run submitted at `as_of` (default: now)."""
+        end = self.end_for(as_of or datetime.now(UTC))
         return [
             BarRequest(
                 source=self.source,
                 symbol=symbol,
                 bar_size=size,
                 start=self.start,
-                end=self.end,
+                end=end,
                 options=self.options,
                 time_limit_s=self.time_limit_s,
             )
@@ -117,6 +127,8 @@ class UniverseRun(BaseModel):
     universe: str
     run_id: str
     submitted_at: AwareDatetime
+    # The moment an open universe's jobs end at, kept so a repeat of the run asks the same.
+    as_of: AwareDatetime | None = None
     jobs: list[RunJob] = Field(default_factory=list)
 
 
@@ -203,23 +215,28 @@ async def submit_run(
     correlation_id: str | None = None,
     mode: JobMode = JobMode.FULL,
     force: bool = False,
+    as_of: datetime | None = None,
 ) -> RunSubmission:
     """Fan the universe out into one job per series, as the run `run_id`; idempotent.
 
     `mode` and `force` apply to every job of the run (a daily `top_up` of the universe).
+    `as_of` (default: now) is where an open universe's jobs end; a repeat of the run keeps
+    the first submission's, so its requests are the same ones.
 
     Raises backfill_bus.IdempotencyConflictError when the run was submitted before with other
     settings (the universe changed since): a run is one set of requests.
     """
     previous = await store.run(universe.name, run_id)
     known = {(j.symbol, j.bar_size): j for j in previous.jobs} if previous else {}
+    now = datetime.now(UTC)
     run = UniverseRun(
         universe=universe.name,
         run_id=run_id,
-        submitted_at=previous.submitted_at if previous else datetime.now(UTC),
+        submitted_at=previous.submitted_at if previous else now,
+        as_of=(previous.as_of if previous else None) or as_of or now,
     )
     created = replayed = 0
-    for planned in universe.requests():
+    for planned in universe.requests(run.as_of):
         request = planned.model_copy(update={"mode": mode, "force": force})
         key = (request.symbol, request.bar_size.value)
         if key in known:  # recorded by an earlier submission, even past the key's lifetime

@@ -80,7 +80,8 @@ class UniversesPage:
                 sizes = ", ".join(universe.bar_sizes)
                 ui.label(
                     f"{universe.source} · {len(universe.symbols)} symbols x {sizes} · "
-                    f"{universe.start:%Y-%m-%d} to {universe.end:%Y-%m-%d}"
+                    f"{universe.start:%Y-%m-%d} to "
+                    + (f"{universe.end:%Y-%m-%d}" if universe.end else "now (open)")
                 )
                 ui.space()
                 ui.button("Run", icon="play_arrow", on_click=lambda u=universe: self.run(u)).mark(
