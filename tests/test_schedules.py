@@ -9,7 +9,7 @@ schedulers' clock moved by hand so ticks of days come in seconds.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,8 +37,10 @@ NY = ZoneInfo("America/New_York")
 AFTER_CLOSE = "30 16 * * 1-5"  # every weekday, 30 minutes after the NYSE close
 
 
-def ny(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=NY)  # type: ignore[misc]
+def ny(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=NY)
 
 
 def daily(**overrides: Any) -> Schedule:
@@ -59,9 +61,7 @@ def test_ticks_follow_the_local_clock_across_a_dst_change() -> None:
     schedule = daily()
     # Friday 6 March 2026 is EST (UTC-5); Monday 9 March is EDT (UTC-4): 16:30 local each day.
     assert next_tick(schedule, ny(2026, 3, 6, 17, 0)) == datetime(2026, 3, 9, 20, 30, tzinfo=UTC)
-    assert latest_tick(schedule, ny(2026, 3, 9, 12, 0)) == datetime(
-        2026, 3, 6, 21, 30, tzinfo=UTC
-    )
+    assert latest_tick(schedule, ny(2026, 3, 9, 12, 0)) == datetime(2026, 3, 6, 21, 30, tzinfo=UTC)
     # A tick is due at its own minute, not only after it.
     assert latest_tick(schedule, ny(2026, 3, 9, 16, 30)) == ny(2026, 3, 9, 16, 30)
 
@@ -209,14 +209,16 @@ async def run_view(stack: Stack, run_id: str) -> dict[str, Any]:
         body: dict[str, Any] = answer.json()
         return body if body["finished"] else None
 
-    return await wait_until(finished, 60, f"run {run_id} finished")
+    view: dict[str, Any] = await wait_until(finished, 60, f"run {run_id} finished")
+    return view
 
 
 async def test_a_schedule_keeps_an_open_universe_current(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
     async with running_stack(redis_url, database_url, namespace) as stack:
-        assert (await stack.api.put("/api/v1/universes/kept", json=UNIVERSE_BODY)).status_code == 201
+        universe = await stack.api.put("/api/v1/universes/kept", json=UNIVERSE_BODY)
+        assert universe.status_code == 201, universe.text
         created = await stack.api.put("/api/v1/schedules/kept-daily", json=SCHEDULE_BODY)
         assert created.status_code == 201, created.text
         assert created.json()["mode"] == "top_up"
@@ -273,15 +275,18 @@ async def test_schedules_through_the_api_with_their_checks_and_scopes(
             assert created.status_code == 201
             view = created.json()
             assert view["explained"] == "At 22:00 on Monday through Friday (UTC)"
-            assert view["next_tick"] is not None and not view["paused"]
+            assert view["next_tick"] is not None
+            assert not view["paused"]
 
             paused = (await api.post("/api/v1/schedules/kept-daily/pause")).json()
-            assert paused["paused"] and paused["next_tick"] is None
+            assert paused["paused"]
+            assert paused["next_tick"] is None
             # Running it now is a submit, and works on a paused schedule.
             triggered = await submitter.post("/api/v1/schedules/kept-daily/trigger")
             assert triggered.status_code == 202, triggered.text
             run = triggered.json()
-            assert run["created"] == 2 and run["run_id"].startswith("sched.kept-daily.now.")
+            assert run["created"] == 2
+            assert run["run_id"].startswith("sched.kept-daily.now.")
         runs = (await api.get("/api/v1/universes/kept/runs")).json()
         assert [r["run_id"] for r in runs] == [run["run_id"]]
         shown = (await api.get("/api/v1/schedules/kept-daily")).json()
@@ -322,7 +327,8 @@ async def test_the_cli_creates_lists_pauses_triggers_and_deletes(
         assert out == "nightly  universe kept  '0 22 * * 1-5' UTC  top_up  paused\n"
         code, out = await cli("schedule", "trigger", "nightly")
         assert code == 0
-        assert out.startswith("run sched.nightly.now.") and ": 2 jobs submitted" in out
+        assert out.startswith("run sched.nightly.now.")
+        assert ": 2 jobs submitted" in out
         code, out = await cli("schedule", "show", "nightly")
         assert "  At 22:00 on Monday through Friday (UTC), mode top_up\n" in out
         assert "  last run:  sched.nightly.now." in out

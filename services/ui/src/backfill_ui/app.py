@@ -12,7 +12,16 @@ from nicegui import app, ui
 
 from backfill_ui import auth, downloads
 from backfill_ui.frame import Console
-from backfill_ui.pages import collect, coverage, ibkr, job_detail, jobs, monitoring, universes
+from backfill_ui.pages import (
+    collect,
+    coverage,
+    ibkr,
+    job_detail,
+    jobs,
+    monitoring,
+    schedules,
+    universes,
+)
 from backfill_ui.services import Services
 from backfill_ui.settings import UiSettings, check_exposure, storage_secret
 
@@ -35,7 +44,7 @@ def build_app(settings: UiSettings, secret: str) -> Console:
         )
     auth.install(console.gate)
     downloads.register(services)
-    for page in (collect, jobs, job_detail, coverage, monitoring, ibkr, universes):
+    for page in (collect, jobs, job_detail, coverage, monitoring, ibkr, universes, schedules):
         page.register(console)
     app.on_startup(services.start)
     app.on_shutdown(services.close)

@@ -23,6 +23,7 @@ NAV = (
     ("Jobs", "/jobs"),
     ("Coverage", "/coverage"),
     ("Universes", "/universes"),
+    ("Schedules", "/schedules"),
     ("Monitoring", "/monitoring"),
     ("IBKR", "/ibkr"),
 )
