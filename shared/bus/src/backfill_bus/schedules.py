@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 
 from backfill_bus.commands import CommandBus
 from backfill_bus.names import Names
+from backfill_bus.universes import NAME_PATTERN as UNIVERSE_NAME
 from backfill_bus.universes import RunSubmission, UniverseStore, submit_run
 from backfill_contracts import JobMode
 
@@ -60,7 +61,7 @@ class Schedule(BaseModel):
     )
 
     name: str = Field(pattern=NAME_PATTERN, description="1 to 40 of A-Z a-z 0-9 _ . -")
-    universe: str = Field(description="the universe each tick runs")
+    universe: str = Field(pattern=UNIVERSE_NAME, description="the universe each tick runs")
     cron: str = Field(
         description="minute hour day-of-month month day-of-week, e.g. `30 16 * * 1-5`: every "
         "weekday at 16:30 in `timezone` (30 minutes after the NYSE close)"
@@ -79,7 +80,7 @@ class Schedule(BaseModel):
             raise ValueError("a cron expression has five fields: minute hour day month weekday")
         try:
             CronSim(value, datetime(2000, 1, 1, tzinfo=UTC))
-        except CronSimError as error:
+        except (CronSimError, LookupError, TypeError, ValueError) as error:
             raise ValueError(f"not a cron expression: {error}") from error
         return value
 
@@ -88,7 +89,7 @@ class Schedule(BaseModel):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # OSError: a long name
             raise ValueError(
                 f"unknown timezone {value!r} (an IANA name, e.g. Europe/London)"
             ) from error
