@@ -38,8 +38,10 @@ class UniverseEditor:
                     "Source", value=DEFAULT_SOURCE, autocomplete=known_sources()
                 ).classes("w-32")
                 self.bar_sizes = (
-                    ui.select([s.value for s in BarSize], value=["1d"], multiple=True)
-                    .props('use-chips label="Bar sizes"')
+                    ui.select(
+                        [s.value for s in BarSize], value=["1d"], label="Bar sizes", multiple=True
+                    )
+                    .props("use-chips")
                     .classes("col")
                 )
             self.symbols = (
@@ -75,7 +77,7 @@ class UniverseEditor:
             self.heading.set_text("Define a universe")
         else:
             self.heading.set_text(
-                f"Edit universe {self.editing.name} (saved under another name, it is a new one)"
+                f"Edit universe {self.editing.name} (save it under another name to make a new one)"
             )
 
     def edit(self, universe: Universe) -> None:
