@@ -29,6 +29,7 @@ from backfill_ui.frame import Console, frame
 
 REFRESH_EVERY_S = 1.0
 RUNS_SHOWN = 3
+RUN_CUT_SHORT = "Redis is unavailable: the run may be partly submitted; try again in a moment"
 
 
 def register(console: Console) -> None:
@@ -103,9 +104,9 @@ class UniversesPage:
                     f"{universe.start:%Y-%m-%d} to {universe.end:%Y-%m-%d}"
                 )
                 ui.space()
-                ui.button(
-                    "Run now", icon="play_arrow", on_click=lambda u=universe: self.run(u)
-                ).mark(f"run-{name}")
+                ui.button("Run now", icon="play_arrow", on_click=lambda: self.run(name)).mark(
+                    f"run-{name}"
+                )
                 ui.button("Edit", icon="edit", on_click=lambda: self.edit(name)).props("flat").mark(
                     f"edit-{name}"
                 )
@@ -124,12 +125,19 @@ class UniversesPage:
                             "flat dense color=negative"
                         ).mark(f"cancel-{name}-{run.run_id}")
 
-    async def run(self, universe: Universe) -> None:
+    async def run(self, name: str) -> None:
         services = self.console.services
         try:
+            # Read again, as the API does: the run is of the universe as it is now.
+            universe = await self._current(name)
+            if universe is None:
+                return
             submitted = await submit_run(self.store, services.commands, universe, new_run_id())
         except IdempotencyConflictError:  # a fresh run id cannot conflict; said, not raised
             ui.notify("that run was submitted with other settings", type="negative")
+            return
+        except (RedisError, OSError):  # the jobs already on the log stay in the run's record
+            ui.notify(RUN_CUT_SHORT, type="negative")
             return
         ui.notify(
             f"run {submitted.run.run_id} of {universe.name}: {submitted.created} jobs submitted",
@@ -138,13 +146,22 @@ class UniversesPage:
         await self.refresh()
 
     async def edit(self, name: str) -> None:
-        # Read again, not the card's copy: the API may have changed it since the last tick.
+        try:
+            universe = await self._current(name)
+        except (RedisError, OSError):
+            ui.notify(REDIS_DOWN, type="negative")
+            return
+        if universe is not None:
+            self.editor.edit(universe)
+
+    async def _current(self, name: str) -> Universe | None:
+        """The universe as stored now, not the card's copy (the API may have changed it since
+        the last tick); None, said, when it is gone."""
         universe = await self.store.get(name)
         if universe is None:
             ui.notify(f"universe {name} is gone", type="info")
             await self.refresh()
-            return
-        self.editor.edit(universe)
+        return universe
 
     def ask_delete(self, name: str) -> None:
         self.deleting = name
