@@ -1,10 +1,10 @@
 """Universes (`/universes`): define, edit and delete universes; run, watch and cancel their runs.
 
-Universes are shared configuration: the API wants an `admin` token to define one, the console
-its one login (which is as much as `admin` everywhere here). The form saves through the API's
-own model and store (components.universe_editor); the API and `backfill universe create` make
-the same universes. A run's totals come from the same read-model query the API's run view
-uses, refreshed every second while the page is open.
+Universes are shared configuration: the API wants an `admin` token to define one; here the
+console's login is enough, as it is for the console's webhook and the IB endpoint. The form
+saves through the API's own model and store (components.universe_editor), so the API and
+`backfill universe create` make the same universes. A run's totals come from the same
+read-model query the API's run view uses, refreshed every second while the page is open.
 """
 
 from __future__ import annotations
