@@ -38,6 +38,7 @@ def examples() -> dict[str, str]:
         "curl-bars",
         "curl-coverage",
         "python-client",
+        "python-client-universe",
     }
     return found
 
@@ -162,3 +163,20 @@ async def test_the_python_client_example(redis_url: str, database_url: str, name
         assert float(close) > 0
         listed = (await stack.api.get("/api/v1/jobs", params={"symbol": "AAPL"})).json()
         assert [j["status"] for j in listed["jobs"]] == ["succeeded"]
+
+
+async def test_the_python_client_universe_example(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    block = examples()["python-client-universe"]
+    async with (
+        running_stack(redis_url, database_url, namespace) as stack,
+        served_api(stack) as api_url,
+    ):
+        env = await http_env(stack, api_url)
+        output = (await run([sys.executable, "-c", block], env)).splitlines()
+        assert output == [f"{{'succeeded': 3}} {3 * DAYS}"]
+        again = (await run([sys.executable, "-c", block], env)).splitlines()
+        assert again == output  # the same run id: no new job
+        runs = (await stack.api.get("/api/v1/universes/megacaps/runs")).json()
+        assert [(r["run_id"], r["jobs"]) for r in runs] == [("2024-01", 3)]

@@ -1,4 +1,5 @@
-"""A small Python client for Backfill: submit, get, wait, cancel, and bars as a DataFrame."""
+"""A small Python client for Backfill: jobs (submit, get, wait, cancel), universes and their
+runs, and bars as a DataFrame."""
 
 from backfill_client.client import BackfillClient
 from backfill_client.errors import (
@@ -8,10 +9,22 @@ from backfill_client.errors import (
     IdempotencyConflict,
     InvalidRequest,
     JobNotFound,
+    RunWaitTimeout,
     Unavailable,
+    UniverseNotFound,
     WaitTimeout,
 )
-from backfill_client.models import Job, JobError, Progress
+from backfill_client.models import (
+    Job,
+    JobError,
+    Progress,
+    RunAccepted,
+    RunCancelled,
+    RunJob,
+    RunProgress,
+    RunSummary,
+    Universe,
+)
 
 __all__ = [
     "ApiError",
@@ -24,6 +37,14 @@ __all__ = [
     "JobError",
     "JobNotFound",
     "Progress",
+    "RunAccepted",
+    "RunCancelled",
+    "RunJob",
+    "RunProgress",
+    "RunSummary",
+    "RunWaitTimeout",
     "Unavailable",
+    "Universe",
+    "UniverseNotFound",
     "WaitTimeout",
 ]

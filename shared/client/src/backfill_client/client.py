@@ -1,8 +1,9 @@
-"""`BackfillClient`: submit, follow and cancel jobs, and read bars, from any Python program.
+"""`BackfillClient`: submit, follow and cancel jobs and universe runs, and read bars, from any
+Python program.
 
 Submits go straight to Redis through `backfill_bus.CommandBus` when a `redis_url` is given (the
 fastest path: one round trip, no API in between), and through `POST /api/v1/jobs` otherwise.
-Everything else reads the API.
+Everything else, universes included, goes through the API.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -26,10 +29,19 @@ from backfill_client.errors import (
     IdempotencyConflict,
     InvalidRequest,
     JobNotFound,
+    RunWaitTimeout,
     Unavailable,
+    UniverseNotFound,
     WaitTimeout,
 )
-from backfill_client.models import Job
+from backfill_client.models import (
+    Job,
+    RunAccepted,
+    RunCancelled,
+    RunProgress,
+    RunSummary,
+    Universe,
+)
 from backfill_contracts import BarRequest
 
 API_PREFIX = "/api/v1"
@@ -150,7 +162,8 @@ class BackfillClient:
 
     async def get(self, job_id: str) -> Job:
         """The job as the API shows it now; raises JobNotFound for an unknown id."""
-        return Job.model_validate(await self._call("GET", f"/jobs/{job_id}", job_id=job_id))
+        answer = await self._call("GET", f"/jobs/{job_id}", not_found=JobNotFound(job_id))
+        return Job.model_validate(answer)
 
     # A parameter, not asyncio.timeout: the WaitTimeout raised then says the job's last status.
     async def wait(
@@ -189,7 +202,7 @@ class BackfillClient:
 
         Raises ApiError with status 409 when the job has already ended.
         """
-        answer = await self._call("POST", f"/jobs/{job_id}/cancel", job_id=job_id)
+        answer = await self._call("POST", f"/jobs/{job_id}/cancel", not_found=JobNotFound(job_id))
         status: str = answer["status"]
         return status
 
@@ -232,12 +245,139 @@ class BackfillClient:
         _raise_for(response)
         return frames.from_csv(response.content)
 
+    async def define_universe(
+        self,
+        name: str,
+        source: str,
+        symbols: Sequence[str],
+        bar_sizes: Sequence[str],
+        start: datetime | date | str,
+        end: datetime | date | str | None = None,
+        options: dict[str, Any] | None = None,
+        *,
+        time_limit_s: float | None = None,
+        description: str | None = None,
+    ) -> Universe:
+        """Create the universe, or replace the one of this name; needs an `admin` token.
+
+        Raises InvalidRequest (422) when the name is not 1 to 64 of `A-Z a-z 0-9 _ . -`, or
+        when any (symbol, bar size) would not be a valid job (unknown source, end before
+        start, no symbols...): `detail` says which. Runs already submitted keep their jobs.
+        """
+        body: dict[str, Any] = {
+            "name": name,
+            "source": source,
+            "symbols": _listed(symbols),
+            "bar_sizes": _listed(bar_sizes),
+            "start": _iso(start),
+            "options": options or {},
+        }
+        if end is not None:
+            body["end"] = _iso(end)
+        if time_limit_s is not None:
+            body["time_limit_s"] = time_limit_s
+        if description is not None:
+            body["description"] = description
+        return Universe.model_validate(await self._call("PUT", _universe_path(name), json=body))
+
+    async def universe(self, name: str) -> Universe:
+        """The universe of this name; raises UniverseNotFound."""
+        answer = await self._call("GET", _universe_path(name), not_found=UniverseNotFound(name))
+        return Universe.model_validate(answer)
+
+    async def universes(self) -> list[Universe]:
+        """Every universe, by name."""
+        return [Universe.model_validate(u) for u in await self._call("GET", "/universes")]
+
+    async def delete_universe(self, name: str) -> None:
+        """Forget the universe and its runs' records (their jobs and bars stay); raises
+        UniverseNotFound when there is none of this name."""
+        response = await self._request("DELETE", _universe_path(name))
+        if response.status_code == 404:
+            raise UniverseNotFound(name)
+        _raise_for(response)
+
+    async def run_universe(
+        self,
+        name: str,
+        *,
+        run_id: str | None = None,
+        mode: str | None = None,
+        force: bool | None = None,
+    ) -> RunAccepted:
+        """Submit one job per (symbol, bar size) of the universe, as one run, and return it.
+
+        Every job is queued before this returns. The same `run_id` again submits nothing new
+        and answers with that run's jobs (a retry is safe); without one, a new run is made.
+        `mode` (`full`, `fill_gaps`, `top_up`) and `force` apply to every job. Raises
+        UniverseNotFound, and ApiError 409 when `run_id` was submitted before with other
+        settings (the universe changed since).
+        """
+        body: dict[str, Any] = {}
+        if run_id is not None:
+            body["run_id"] = run_id
+        if mode is not None:
+            body["mode"] = mode
+        if force is not None:
+            body["force"] = force
+        path = f"{_universe_path(name)}/runs"
+        answer = await self._call("POST", path, json=body, not_found=UniverseNotFound(name))
+        return RunAccepted.model_validate(answer)
+
+    async def runs(self, name: str) -> list[RunSummary]:
+        """The universe's runs, newest first; raises UniverseNotFound."""
+        path = f"{_universe_path(name)}/runs"
+        found = await self._call("GET", path, not_found=UniverseNotFound(name))
+        return [RunSummary.model_validate(r) for r in found]
+
+    async def run_progress(self, name: str, run_id: str) -> RunProgress:
+        """The run's jobs counted by status, their bars and chunks, and each job; raises
+        UniverseNotFound (with `run_id`) for an unknown universe or run."""
+        path = _run_path(name, run_id)
+        answer = await self._call("GET", path, not_found=UniverseNotFound(name, run_id))
+        return RunProgress.model_validate(answer)
+
+    # A parameter, not asyncio.timeout: the RunWaitTimeout raised then counts the jobs.
+    async def wait_run(
+        self,
+        name: str,
+        run_id: str,
+        timeout: float = 3600.0,  # noqa: ASYNC109
+        *,
+        poll_interval_s: float = 0.2,
+    ) -> RunProgress:
+        """Poll until every job of the run has ended (succeeded, failed or cancelled).
+
+        Returns the run's last progress: check `by_status` for failures. The interval grows
+        from `poll_interval_s` to 2 s. Raises RunWaitTimeout past `timeout` (the run goes on)
+        and UniverseNotFound for an unknown universe or run.
+        """
+        started = time.monotonic()
+        delay = poll_interval_s
+        while True:
+            progress = await self.run_progress(name, run_id)
+            if progress.finished:
+                return progress
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                raise RunWaitTimeout(name, run_id, timeout, progress.by_status)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, 2.0)
+
+    async def cancel_run(self, name: str, run_id: str) -> RunCancelled:
+        """Cancel every job of the run that has not ended (the ended ones stay as they are);
+        raises UniverseNotFound (with `run_id`) for an unknown universe or run."""
+        path = f"{_run_path(name, run_id)}/cancel"
+        answer = await self._call("POST", path, not_found=UniverseNotFound(name, run_id))
+        return RunCancelled.model_validate(answer)
+
     async def _call(
-        self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any
+        self, method: str, path: str, *, not_found: ApiError | None = None, **kwargs: Any
     ) -> Any:
+        """The answer's JSON; a 404 raises `not_found` when given (a typed "no such thing")."""
         response = await self._request(method, path, **kwargs)
-        if response.status_code == 404 and job_id is not None:
-            raise JobNotFound(job_id)
+        if response.status_code == 404 and not_found is not None:
+            raise not_found
         _raise_for(response)
         return response.json()
 
@@ -262,6 +402,20 @@ def _raise_for(response: httpx.Response) -> None:
     if status == 503:
         raise Unavailable(status, detail)
     raise ApiError(status, detail)
+
+
+def _universe_path(name: str) -> str:
+    # Quoted: whatever the name holds, it cannot address another route (`x/runs`, `..`).
+    return f"/universes/{quote(name, safe='')}"
+
+
+def _run_path(name: str, run_id: str) -> str:
+    return f"{_universe_path(name)}/runs/{quote(run_id, safe='')}"
+
+
+def _listed(values: Sequence[str]) -> list[str]:
+    """A lone string is one item (`"1d"`), not a list of its characters."""
+    return [values] if isinstance(values, str) else list(values)
 
 
 def _iso(value: datetime | date | str) -> str:

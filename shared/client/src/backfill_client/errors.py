@@ -41,6 +41,16 @@ class JobNotFound(ApiError):
         super().__init__(404, f"no job {job_id}")
 
 
+class UniverseNotFound(ApiError):
+    """Raised when no universe has this name, or (with `run_id`) the universe has no such run."""
+
+    def __init__(self, name: str, run_id: str | None = None) -> None:
+        self.name = name
+        self.run_id = run_id
+        what = f"no universe {name}" if run_id is None else f"no run {run_id} of universe {name}"
+        super().__init__(404, what)
+
+
 class Unavailable(ApiError):
     """Raised on 503: Redis or the database is away, and nothing was accepted. Retry later."""
 
@@ -52,3 +62,15 @@ class WaitTimeout(BackfillError, TimeoutError):
         self.job_id = job_id
         self.status = status
         super().__init__(f"job {job_id} did not end within {timeout:g} s (last status: {status})")
+
+
+class RunWaitTimeout(BackfillError, TimeoutError):
+    """Raised by `wait_run` when some job of the run has not ended within its timeout; the run
+    goes on. `by_status` counts the run's jobs by status when the wait gave up."""
+
+    def __init__(self, name: str, run_id: str, timeout: float, by_status: dict[str, int]) -> None:
+        self.name = name
+        self.run_id = run_id
+        self.by_status = by_status
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "no jobs seen"
+        super().__init__(f"run {run_id} of {name} did not end within {timeout:g} s ({counts})")
