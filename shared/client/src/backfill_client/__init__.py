@@ -1,5 +1,5 @@
 """A small Python client for Backfill: jobs (submit, get, wait, cancel), universes and their
-runs, and bars as a DataFrame."""
+runs, schedules, and bars as a DataFrame."""
 
 from backfill_client.client import BackfillClient
 from backfill_client.errors import (
@@ -10,6 +10,7 @@ from backfill_client.errors import (
     InvalidRequest,
     JobNotFound,
     RunWaitTimeout,
+    ScheduleNotFound,
     Unavailable,
     UniverseNotFound,
     WaitTimeout,
@@ -23,6 +24,8 @@ from backfill_client.models import (
     RunJob,
     RunProgress,
     RunSummary,
+    Schedule,
+    Triggered,
     Universe,
 )
 
@@ -43,6 +46,9 @@ __all__ = [
     "RunProgress",
     "RunSummary",
     "RunWaitTimeout",
+    "Schedule",
+    "ScheduleNotFound",
+    "Triggered",
     "Unavailable",
     "Universe",
     "UniverseNotFound",

@@ -51,6 +51,14 @@ class UniverseNotFound(ApiError):
         super().__init__(404, what)
 
 
+class ScheduleNotFound(ApiError):
+    """Raised when no schedule has this name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(404, f"no schedule {name}")
+
+
 class Unavailable(ApiError):
     """Raised on 503: Redis or the database is away, and nothing was accepted. Retry later."""
 

@@ -1,5 +1,6 @@
-"""Jobs and universes as the API shows them, in light models: programs need no SQLAlchemy, read
-model nor Redis store. They accept fields a newer API adds; the API alone validates requests."""
+"""Jobs, universes and schedules as the API shows them, in light models: programs need no
+SQLAlchemy, read model nor Redis store. They accept fields a newer API adds; the API alone
+validates requests."""
 
 from __future__ import annotations
 
@@ -114,3 +115,29 @@ class RunCancelled(_View):
     cancelled: int  # were queued: cancelled at once
     cancelling: int  # were running: stop within a poll
     already_ended: int
+
+
+class Schedule(_View):
+    """A universe's run at every tick of `cron` in `timezone`, with what it did last."""
+
+    name: str
+    universe: str
+    cron: str
+    timezone: str
+    mode: str
+    description: str | None = None
+    explained: str  # the cron in words, e.g. "At 16:30 on Monday through Friday (UTC)"
+    paused: bool
+    next_tick: datetime | None  # None while paused
+    last_tick: datetime | None
+    last_run_id: str | None
+    last_fired_at: datetime | None
+    last_error: str | None  # why the last tick could not fire (its universe is gone)
+
+
+class Triggered(_View):
+    schedule: str
+    universe: str
+    run_id: str
+    jobs: list[RunJob]
+    created: int
