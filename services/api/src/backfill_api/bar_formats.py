@@ -1,23 +1,27 @@
 """Bars encoded batch by batch as JSON, CSV or Parquet, for a streamed response.
 
-Each encoder turns a batch of rows (backfill_readmodel.bar_batches.BAR_COLUMNS, in that order)
-into the next bytes of one document: `head()` first, `batch(rows)` per batch, `tail(count)`
-last. No per-row models: rows stay tuples, orjson and pyarrow do the encoding.
+Each encoder turns a batch of bars read as columns (backfill_readmodel.bar_columns) into the
+next bytes of one document: `head()` first, `batch(columns)` per batch, `tail(count)` last.
+JSON is written by polars and Parquet by pyarrow straight from the arrays, with no Python
+object per bar: for a symbol-year of 1-minute bars that halved the JSON encoding and made the
+Parquet encoding a few milliseconds (issue #9's A6). CSV keeps Python's csv writer on rows.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import orjson
+import polars as pl
 import pyarrow as pa  # pyarrow ships no type hints
 import pyarrow.parquet as pq
 
-from backfill_readmodel.bar_batches import BAR_COLUMNS, BarRow
+from backfill_readmodel.bar_batches import BAR_COLUMNS
+from backfill_readmodel.bar_columns import BarColumns
 
 Format = Literal["json", "csv", "parquet"]
 MEDIA_TYPES: dict[Format, str] = {
@@ -53,7 +57,7 @@ class BarEncoder(Protocol):
     offload: bool
 
     def head(self) -> bytes: ...
-    def batch(self, rows: Sequence[BarRow]) -> bytes: ...
+    def batch(self, columns: BarColumns) -> bytes: ...
     def tail(self, count: int) -> bytes: ...
 
 
@@ -70,21 +74,51 @@ class JsonBars:
     def head(self) -> bytes:
         return orjson.dumps(self.series.as_dict())[:-1] + b',"bars":['
 
-    def batch(self, rows: Sequence[BarRow]) -> bytes:
-        # A dict display per row: several times faster than dict(zip(BAR_COLUMNS, row)).
-        items = orjson.dumps(
-            [
-                {"ts": t, "open": o, "high": h, "low": lo, "close": c, "volume": v, "adj_close": a}
-                for t, o, h, lo, c, v, a in rows
-            ],
-            option=orjson.OPT_UTC_Z,
-        )[1:-1]
+    def batch(self, columns: BarColumns) -> bytes:
+        items = _json_items(columns)
         separator = b"" if self.first else b","
         self.first = False
         return separator + items
 
     def tail(self, count: int) -> bytes:
         return b'],"count":' + str(count).encode() + b"}"
+
+
+_JSON_TS = "%Y-%m-%dT%H:%M:%SZ"
+_WHOLE_SECOND = 1_000_000
+
+
+def _json_items(columns: BarColumns) -> bytes:
+    """The batch's bar objects, comma-separated: `{"ts":"2024-01-02T14:30:00Z","open":...}`.
+
+    polars writes the same bytes orjson writes for the row dicts (shortest round-trip floats,
+    null for a missing adj_close). Its time format has no fraction, so a batch with a bar off
+    the whole second takes orjson's way, which writes one.
+    """
+    if (columns.ts % _WHOLE_SECOND).any():
+        return _json_items_by_row(columns)
+    frame = pl.DataFrame(
+        {
+            "ts": pl.from_epoch(pl.Series(columns.ts), "us").dt.strftime(_JSON_TS),
+            "open": columns.open,
+            "high": columns.high,
+            "low": columns.low,
+            "close": columns.close,
+            "volume": columns.volume,
+            "adj_close": pl.Series(np.where(columns.adj_missing, np.nan, columns.adj_close)),
+        }
+    ).with_columns(pl.col("adj_close").fill_nan(None))
+    return frame.write_json().encode()[1:-1]
+
+
+def _json_items_by_row(columns: BarColumns) -> bytes:
+    return orjson.dumps(
+        [
+            {"ts": t, "open": o, "high": h, "low": lo, "close": c, "volume": v, "adj_close": a}
+            for t, o, h, lo, c, v, a in columns.rows()
+        ],
+        option=orjson.OPT_UTC_Z,
+    )[1:-1]
 
 
 class CsvBars:
@@ -95,10 +129,10 @@ class CsvBars:
     def head(self) -> bytes:
         return (",".join(BAR_COLUMNS) + "\n").encode()
 
-    def batch(self, rows: Sequence[BarRow]) -> bytes:
+    def batch(self, columns: BarColumns) -> bytes:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerows((row[0].isoformat(), *row[1:]) for row in rows)
+        writer.writerows((row[0].isoformat(), *row[1:]) for row in columns.rows())
         return out.getvalue().encode()
 
     def tail(self, count: int) -> bytes:
@@ -160,11 +194,11 @@ class ParquetBars:
     def head(self) -> bytes:
         return self.sink.take()
 
-    def batch(self, rows: Sequence[BarRow]) -> bytes:
-        columns = list(zip(*rows, strict=True))
+    def batch(self, columns: BarColumns) -> bytes:
         arrays = [
-            pa.array(values, type=field.type)
-            for values, field in zip(columns, self.schema, strict=True)
+            pa.array(columns.ts, type=pa.timestamp("us", tz="UTC")),
+            *(pa.array(getattr(columns, name)) for name in BAR_COLUMNS[1:-1]),
+            pa.array(columns.adj_close, mask=columns.adj_missing),
         ]
         self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
         return self.sink.take()

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backfill_readmodel.bar_batches import BarRow
+from backfill_readmodel.bar_columns import BarColumns, to_micros
 from backfill_readmodel.queries import BarQuery
 from backfill_readmodel.tables import bars, corporate_actions
 
@@ -68,6 +70,22 @@ class Factors:
     @property
     def identity(self) -> bool:
         return not self.stamps
+
+    def apply_columns(self, columns: BarColumns) -> BarColumns:
+        """`apply` for a batch of columns: the same factors, chosen by one binary search each."""
+        if self.identity:
+            return columns
+        stamps = np.array([to_micros(ts) for ts in self.stamps], dtype=np.int64)
+        i = np.searchsorted(stamps, columns.ts, side="right")  # the first ex-date after the bar
+        p, q = np.asarray(self.price)[i], np.asarray(self.volume)[i]
+        return replace(
+            columns,
+            open=columns.open * p,
+            high=columns.high * p,
+            low=columns.low * p,
+            close=columns.close * p,
+            volume=columns.volume * q,
+        )
 
     def apply(self, rows: Sequence[BarRow]) -> list[BarRow]:
         out: list[BarRow] = []

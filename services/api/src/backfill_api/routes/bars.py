@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
@@ -31,7 +31,7 @@ from backfill_contracts import (
 )
 from backfill_readmodel import queries
 from backfill_readmodel.adjustments import Adjust, Factors, factors_for
-from backfill_readmodel.bar_batches import BarRow, bar_batches
+from backfill_readmodel.bar_columns import BarColumns, column_batches
 from backfill_readmodel.views import BarView
 
 router = APIRouter(tags=["bars"])
@@ -110,7 +110,9 @@ async def get_bars(
             conn, query, adjust, splits_in_prices=source in SPLITS_IN_PRICES
         )
     batches = aiter(
-        _adjusted(bar_batches(services.engine, query, services.settings.bars_batch_size), factors)
+        _adjusted(
+            column_batches(services.engine, query, services.settings.bars_batch_size), factors
+        )
     )
     first = await anext(batches, None)
     headers = {}
@@ -124,14 +126,14 @@ async def get_bars(
 
 
 async def _adjusted(
-    batches: AsyncIterator[Sequence[BarRow]], factors: Factors
-) -> AsyncIterator[Sequence[BarRow]]:
-    async for rows in batches:
-        yield rows if factors.identity else factors.apply(rows)
+    batches: AsyncIterator[BarColumns], factors: Factors
+) -> AsyncIterator[BarColumns]:
+    async for columns in batches:
+        yield factors.apply_columns(columns)
 
 
 async def _stream(
-    encoder: BarEncoder, first: Sequence[BarRow] | None, rest: AsyncIterator[Sequence[BarRow]]
+    encoder: BarEncoder, first: BarColumns | None, rest: AsyncIterator[BarColumns]
 ) -> AsyncIterator[bytes]:
     yield encoder.head()
     count = 0
@@ -144,10 +146,10 @@ async def _stream(
     yield encoder.tail(count)
 
 
-async def _encoded(encoder: BarEncoder, rows: Sequence[BarRow]) -> bytes:
+async def _encoded(encoder: BarEncoder, columns: BarColumns) -> bytes:
     if encoder.offload:
-        return await asyncio.to_thread(encoder.batch, rows)
-    return encoder.batch(rows)
+        return await asyncio.to_thread(encoder.batch, columns)
+    return encoder.batch(columns)
 
 
 def _from_accept(accept: str | None) -> Format:
