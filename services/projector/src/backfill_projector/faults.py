@@ -14,6 +14,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -123,3 +124,26 @@ async def pause(stop: asyncio.Event, seconds: float) -> None:
     """Sleep `seconds`, or less when `stop` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def repeat_through_outages(
+    stop: asyncio.Event, log: logging.Logger, what: str, step: Callable[[], Awaitable[float]]
+) -> None:
+    """Run `step` until `stop` is set, waiting the seconds it returns between runs. A Redis or
+    database outage retries the same step with backoff (logged once); other errors raise."""
+    backoff = Backoff()
+    outages = OutageLog(log, what)
+    while not stop.is_set():
+        try:
+            wait_s = await step()
+        except Exception as error:
+            outage = outage_of(error)
+            if outage is None:
+                raise
+            delay = backoff.take()
+            outages.failed(outage, error, delay)
+            await pause(stop, delay)
+            continue
+        outages.recovered()
+        backoff.reset()
+        await pause(stop, wait_s)

@@ -29,7 +29,7 @@ from backfill_bus import (
 )
 from backfill_contracts import CleanupRequested, known_sources, utc_now
 from backfill_projector import store
-from backfill_projector.faults import Backoff, OutageLog, outage_of, pause
+from backfill_projector.faults import repeat_through_outages
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +69,14 @@ class Maintenance:
         self.clock = clock
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run once now, then at the start of every period, until `stop` is set."""
-        backoff = Backoff()
-        outages = OutageLog(log, "maintenance")
-        while not stop.is_set():
-            try:
-                done = await self.run_once()
-            except Exception as error:
-                outage = outage_of(error)
-                if outage is None:
-                    raise
-                delay = backoff.take()
-                outages.failed(outage, error, delay)
-                await pause(stop, delay)  # the same period again: the lease makes it safe
-                continue
-            outages.recovered()
-            backoff.reset()
-            next_start = (done.period + 1) * self.interval_s
-            await pause(stop, max(0.0, next_start - self.clock().timestamp()))
+        """Run once now, then at the start of every period, until `stop` is set. After an
+        outage the same period runs again: the lease makes that safe."""
+        await repeat_through_outages(stop, log, "maintenance", self._step)
+
+    async def _step(self) -> float:
+        done = await self.run_once()
+        next_start = (done.period + 1) * self.interval_s
+        return max(0.0, next_start - self.clock().timestamp())
 
     async def run_once(self, now: datetime | None = None) -> MaintenanceRun:
         """Request this period's cleanup unless another replica did, then trim."""

@@ -20,7 +20,7 @@ from backfill_bus import CommandBus, IdempotencyConflictError, Names
 from backfill_bus.schedules import Fired, ScheduleStore, UnknownUniverseError, fire_due
 from backfill_bus.universes import UniverseStore
 from backfill_contracts import utc_now
-from backfill_projector.faults import Backoff, OutageLog, outage_of, pause
+from backfill_projector.faults import repeat_through_outages
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +43,11 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Look for due ticks now and every `poll_s` seconds, until `stop` is set."""
-        backoff = Backoff()
-        outages = OutageLog(log, "scheduler")
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except Exception as error:
-                outage = outage_of(error)
-                if outage is None:
-                    raise
-                delay = backoff.take()
-                outages.failed(outage, error, delay)
-                await pause(stop, delay)
-                continue
-            outages.recovered()
-            backoff.reset()
-            await pause(stop, self.poll_s)
+        await repeat_through_outages(stop, log, "scheduler", self._step)
+
+    async def _step(self) -> float:
+        await self.run_once()
+        return self.poll_s
 
     async def run_once(self, now: datetime | None = None) -> list[Fired]:
         """Fire every schedule's due tick that no other scheduler has; what this one fired."""

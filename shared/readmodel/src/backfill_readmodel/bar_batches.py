@@ -63,8 +63,8 @@ async def _page(
 
 
 # PostgreSQL's own range: the bounds a query without `start` or `end` compares with.
-_PG_MIN = datetime(1, 1, 1, tzinfo=UTC)
-_PG_MAX = datetime(9999, 12, 31, tzinfo=UTC)
+PG_MIN = datetime(1, 1, 1, tzinfo=UTC)
+PG_MAX = datetime(9999, 12, 31, tzinfo=UTC)
 _PG_PAGE = (
     "SELECT ts, open, high, low, close, volume, adj_close FROM bars"
     " WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4"
@@ -86,7 +86,7 @@ async def _asyncpg_page(
         q.symbol,
         q.bar_size,
         q.price_type,
-        after or _PG_MIN,
-        q.end or _PG_MAX,
+        after or PG_MIN,
+        q.end or PG_MAX,
         limit,
     )

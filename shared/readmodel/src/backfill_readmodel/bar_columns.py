@@ -20,7 +20,13 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backfill_readmodel.bar_batches import DEFAULT_BATCH_SIZE, BarRow, bar_batches
+from backfill_readmodel.bar_batches import (
+    DEFAULT_BATCH_SIZE,
+    PG_MAX,
+    PG_MIN,
+    BarRow,
+    bar_batches,
+)
 from backfill_readmodel.queries import BarQuery
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -114,8 +120,6 @@ async def column_batches(
         after, inclusive = columns.last_ts(), False
 
 
-_PG_MIN = datetime(1, 1, 1, tzinfo=UTC)
-_PG_MAX = datetime(9999, 12, 31, tzinfo=UTC)
 _COPY_PAGE = (
     "SELECT ts, open, high, low, close, volume, coalesce(adj_close, 0), adj_close IS NULL"
     " FROM bars WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4"
@@ -142,8 +146,8 @@ async def _copy_page(
         q.symbol,
         q.bar_size,
         q.price_type,
-        after or _PG_MIN,
-        q.end or _PG_MAX,
+        after or PG_MIN,
+        q.end or PG_MAX,
         limit,
         output=sink,
         format="binary",
