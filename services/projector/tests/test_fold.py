@@ -251,6 +251,7 @@ def test_job_event_rows() -> None:
         "price_type": "trades",
         "actions": [],
         "exchange_tz": None,
+        "shared_from": None,
     }
     assert changes.job_events == [
         {

@@ -116,6 +116,14 @@ def test_words() -> None:
     assert words.event_words("job.waiting", planning) == (
         "Planning waits: the IB Gateway could not be reached: gateway down"
     )
+    shared = {"chunk": 2, "bars": 390, "shared_from": "job-a"}
+    assert words.event_words("chunk.collected", shared) == (
+        "Chunk 2: 390 bars, from job job-a's request"
+    )
+    in_flight = {"chunk": 2, "outcome": "in_flight", "message": "job job-a is fetching it"}
+    assert words.event_words("job.waiting", in_flight) == (
+        "Chunk 2 waits: another job is fetching the same chunk: job job-a is fetching it"
+    )
     assert words.event_words("job.submitted", {}, attempt=3) == "Retry requested (attempt 3)"
     assert words.event_words("something.new", {}) == "something.new"
     posted = {"url": "https://h.example/x", "ok": True, "status_code": 204, "tries": 1}

@@ -465,7 +465,7 @@ def test_the_outcomes_are_exactly_these() -> None:
     assert [o.value for o in Outcome] == [
         "no_data", "timeout", "upstream_error", "rate_limited", "pacing", "gateway_down",
         "invalid_symbol", "no_permission", "invalid_request", "cancelled", "dead_lettered",
-        "internal_error",
+        "internal_error", "in_flight",
     ]  # fmt: skip
 
 

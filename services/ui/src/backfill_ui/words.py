@@ -48,6 +48,7 @@ OUTCOME_WORDS = {
     "cancelled": "cancelled",
     "dead_lettered": "the command could not be used and went to the dead-letter stream",
     "internal_error": "the worker hit an internal error",
+    "in_flight": "another job is fetching the same chunk",
 }
 
 
@@ -77,7 +78,9 @@ def event_words(kind: str, data: dict[str, Any], attempt: int = 1) -> str:
         return text + (f", {resumed} already collected" if resumed else "")
     if kind == "chunk.collected":
         bars = int(data.get("bars") or 0)
-        return f"Chunk {chunk}: {bars} bars" if bars else f"Chunk {chunk}: no data"
+        text = f"Chunk {chunk}: {bars} bars" if bars else f"Chunk {chunk}: no data"
+        shared_from = data.get("shared_from")
+        return f"{text}, from job {shared_from}'s request" if shared_from else text
     if kind == "chunk.failed":
         then = "will retry" if data.get("will_retry") else "gave up"
         text = problem(data.get("outcome"), data.get("message"))

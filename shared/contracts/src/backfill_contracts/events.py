@@ -85,6 +85,9 @@ class ChunkCollected(JobEvent):
     bars: BarBatch
     actions: list[CorporateAction] = Field(default_factory=list)
     exchange_tz: str | None = None  # the instrument's own zone; bars are always UTC
+    # The job whose fetch these bars came from, when it was another job's (worker sharing.py):
+    # two jobs needing the same chunk at once make one request.
+    shared_from: str | None = Field(default=None, max_length=64)
 
     @property
     def no_data(self) -> bool:

@@ -18,6 +18,8 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     DEAD_LETTERED = "dead_lettered"
     INTERNAL_ERROR = "internal_error"
+    # Not a failure: a job waits while another job fetches the same chunk (worker sharing.py).
+    IN_FLIGHT = "in_flight"
 
     @property
     def is_transient(self) -> bool:

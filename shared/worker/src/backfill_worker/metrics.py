@@ -50,6 +50,13 @@ class WorkerMetrics:
             buckets=WAIT_BUCKETS,
             registry=r,
         )
+        self.chunks_shared = Counter(
+            "backfill_chunks_shared",
+            "Chunks a job took from another job's fetch of the same window (no request made), "
+            "by source",
+            ["source"],
+            registry=r,
+        ).labels(source)
         self.dead_letters = dead_letters(r)
         self.busy = Gauge(
             "backfill_worker_busy", "1 while the worker runs a job", ["source"], registry=r

@@ -53,6 +53,7 @@ from backfill_worker.interrupts import (
 from backfill_worker.metrics import WorkerMetrics
 from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
+from backfill_worker.sharing import Shared, SharedFetches, fetch_identity
 from backfill_worker.source import Fetched, FetchRequest, Plan, Source, SourceError
 from backfill_worker.stored import StoredData
 from backfill_worker.waits import current_reporter
@@ -111,6 +112,7 @@ class JobRunner:
         limits: Limits | None = None,
         metrics: WorkerMetrics | None = None,
         stored: StoredData | None = None,
+        sharing: SharedFetches | None = None,
     ) -> None:
         self.source = source
         self.redis = redis
@@ -123,6 +125,7 @@ class JobRunner:
         self.limits = limits or Limits()
         self.metrics = metrics or WorkerMetrics(source.name)
         self.stored = stored or StoredData(None, redis, names)
+        self.sharing = sharing or SharedFetches(redis, names, source.name)
 
     async def run(self, job: CollectBars, held: Held) -> RunResult:
         recorded_now = await self._record_submission_if_unknown(job)
@@ -229,9 +232,10 @@ class JobRunner:
             if chunk.index in done:
                 continue
             await self._check(run)
-            fetched = await self._fetch_with_retries(run, chunk)
-            if fetched is None:
+            shared = await self._fetch_with_retries(run, chunk, fetch_identity(job, plan, chunk))
+            if shared is None:
                 return  # the job failed; its terminal event is on the log
+            fetched = shared.fetched
             bars = fetched.bars
             await self._emit(
                 ChunkCollected,
@@ -244,12 +248,15 @@ class JobRunner:
                 bars=bars,
                 actions=fetched.actions,
                 exchange_tz=fetched.exchange_tz,
+                shared_from=shared.fetched_by,
             )
             await self._redis(partial(checkpoints.mark, chunk, len(bars)), "checkpoint")
             bars_total += len(bars)
         await self._emit(JobSucceeded, job, chunks=len(plan.chunks), bars=bars_total)
 
-    async def _fetch_with_retries(self, run: _Run, chunk: ChunkSpec) -> Fetched | None:
+    async def _fetch_with_retries(
+        self, run: _Run, chunk: ChunkSpec, identity: str
+    ) -> Shared | None:
         """The chunk's bars, or None once the job has failed (its failed event emitted).
 
         Rate limits and pacing waits do not use up tries: they say "later", not "broken", and
@@ -263,16 +270,18 @@ class JobRunner:
             began = time.monotonic()
             try:
                 request = FetchRequest(job, chunk, try_number)
-                result = await self._watched(
+                shared = await self._watched(
                     run,
-                    partial(self.source.fetch, request),
+                    partial(self._fetch_once, request, identity),
                     chunk.index,
                     self.limits.request_timeout_s,
                 )
-                fetched = result if isinstance(result, Fetched) else Fetched(result)
-                outcome = "ok" if len(fetched.bars) else Outcome.NO_DATA.value
-                self.metrics.chunk_fetched(outcome, time.monotonic() - began)
-                return fetched
+                if shared.fetched_by is not None:
+                    self.metrics.chunks_shared.inc()
+                else:
+                    outcome = "ok" if len(shared.fetched.bars) else Outcome.NO_DATA.value
+                    self.metrics.chunk_fetched(outcome, time.monotonic() - began)
+                return shared
             except SourceError as error:
                 self.metrics.chunk_fetched(error.outcome.value, time.monotonic() - began)
                 if error.outcome not in _WAITS:
@@ -304,6 +313,17 @@ class JobRunner:
                     outcome=error.outcome,
                 )
                 await self._sleep(run, delay)
+
+    async def _fetch_once(self, request: FetchRequest, identity: str) -> Shared:
+        """One try: with jobs fetching the same chunk now, one request between them."""
+
+        async def own() -> Fetched:
+            result = await self.source.fetch(request)
+            return result if isinstance(result, Fetched) else Fetched(result)
+
+        if request.job.force:  # asked for fresh bars: not even a minute-old fetch will do
+            return Shared(await own(), None)
+        return await self.sharing.fetch(identity, request.job.job_id, own)
 
     async def _watched(
         self,

@@ -31,6 +31,10 @@ class WorkerSettings(RedisSettings, LivenessSettings, MetricsSettings):
     job_time_limit_s: float = Field(default=3600.0, gt=0)
     request_timeout_s: float = Field(default=60.0, gt=0)
     announce_wait_s: float = Field(default=1.0, ge=0)
+    # Jobs fetching the same chunk at once share one request (sharing.py): the leader's lease,
+    # which a dead leader's followers wait out, and how long its bars stay for late askers.
+    fetch_lease_ms: int = Field(default=10_000, ge=100)
+    shared_result_ttl_s: int = Field(default=60, ge=1)
     shutdown_grace_s: float = Field(default=8.0, gt=0)
     # How long a worker lives on once its command subscriber stopped (FastStream stops one for
     # good when its group is deleted): then it exits non-zero, and its supervisor restarts it.

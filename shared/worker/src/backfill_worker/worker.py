@@ -49,6 +49,7 @@ from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.runner import JobRunner, Limits, RunResult
 from backfill_worker.settings import WorkerSettings
+from backfill_worker.sharing import SharedFetches, SharingSettings
 from backfill_worker.source import HasLifecycle, ReportsStatus, Source
 from backfill_worker.stored import StoredData
 
@@ -119,6 +120,12 @@ class Worker:
             ),
             self.metrics,
             StoredData(self.engine, self.redis, self.names),
+            SharedFetches(
+                self.redis,
+                self.names,
+                source.name,
+                SharingSettings(settings.fetch_lease_ms, settings.shared_result_ttl_s),
+            ),
         )
         self.broker = self._build_broker()
         self._claimer: asyncio.Task[None] | None = None

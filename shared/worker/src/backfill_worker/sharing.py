@@ -1,0 +1,204 @@
+"""One fetch for jobs that need the same chunk at the same time: the first leads, others follow.
+
+Two jobs asking one source for the same window of the same series (a universe run beside a
+user's own job, two users backfilling one symbol) would pay the source twice, and IB counts
+both against its pacing. So each fetch takes a lease in Redis named after what it asks for:
+
+- the first job to set the lease fetches (the leader), renewing the lease while it works, then
+  keeps the result in Redis for `result_ttl_s` and drops the lease;
+- a job that finds the lease held waits (a `job.waiting` with outcome `in_flight`, its
+  request clock stopped), then takes the kept result, and says whose fetch it was;
+- a leader that fails drops its lease, and a leader that dies stops renewing it: either way a
+  follower takes the lease over and fetches itself, so no job waits on a fetch nobody makes.
+
+Sharing saves requests; it never decides whether a job succeeds. Redis trouble on this path
+(a restart, a kept result that does not decode) makes the job fetch for itself, and a forced
+job (`force`) always fetches for itself: it asked for fresh data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+
+from backfill_bus import Names
+from backfill_contracts import BarBatch, ChunkSpec, CollectBars, CorporateAction, Outcome
+from backfill_worker.resilience import DISCONNECTS
+from backfill_worker.source import Fetched, Plan
+from backfill_worker.waits import waiting
+
+log = logging.getLogger(__name__)
+
+# Renew only if the lease is still ours: a leader paused past its lease must not extend
+# another job's lease, nor drop it.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+# One round trip per look: the kept result if there is one, else the lease if free (or ours,
+# left by this job's earlier delivery on a worker that died mid-fetch: waiting for it to lapse
+# would only wait for ourselves), else who holds it.
+_ASK = """
+local kept = redis.call('get', KEYS[1])
+if kept then return {'kept', kept} end
+local holder = redis.call('get', KEYS[2])
+if not holder or holder == ARGV[1] then
+  redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {'lead', ARGV[1]}
+end
+return {'held', holder}
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SharingSettings:
+    # A leader renews its lease every third of this; a dead leader's chunk waits this long.
+    lease_ms: int = 10_000
+    # How long a fetched chunk stays for jobs that ask for it a moment later (projection lag).
+    result_ttl_s: int = 60
+    poll_interval_s: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """A chunk's bars, and the job whose fetch they came from (None: this job's own)."""
+
+    fetched: Fetched
+    fetched_by: str | None
+
+
+class _Kept(BaseModel):
+    job_id: str
+    bars: BarBatch
+    actions: list[CorporateAction]
+    exchange_tz: str | None
+
+
+def fetch_identity(job: CollectBars, plan: Plan, chunk: ChunkSpec) -> str:
+    """What a fetch asks the source, as a digest: jobs with equal digests get equal bars."""
+    asked = {
+        "source": job.source,
+        "symbol": job.symbol,
+        "bar_size": job.bar_size.value,
+        "options": job.options,
+        "instrument": plan.instrument,
+        "price_type": plan.price_type,
+        "start": chunk.start.isoformat(),
+        "end": chunk.end.isoformat(),
+    }
+    text = json.dumps(asked, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class SharedFetches:
+    def __init__(
+        self, redis: Redis, names: Names, source: str, settings: SharingSettings | None = None
+    ) -> None:
+        self.redis = redis
+        self.names = names
+        self.source = source
+        self.settings = settings or SharingSettings()
+
+    def _keys(self, identity: str) -> tuple[str, str]:
+        return (
+            self.names.source_key(self.source, f"fetch:{identity}:lease"),
+            self.names.source_key(self.source, f"fetch:{identity}:result"),
+        )
+
+    async def fetch(
+        self, identity: str, job_id: str, fetch: Callable[[], Awaitable[Fetched]]
+    ) -> Shared:
+        """The chunk's bars: kept from another job's fetch, awaited from one under way, or
+        fetched by this job (which then keeps them for the others)."""
+        lease, result = self._keys(identity)
+        try:
+            leading = await self._lead_or_follow(lease, result, job_id)
+        except DISCONNECTS as error:
+            log.warning("fetching chunk %s alone: Redis unreachable (%s)", identity, error)
+            return Shared(await fetch(), None)
+        if isinstance(leading, Shared):
+            return leading
+        return Shared(await self._led(lease, result, job_id, fetch), None)
+
+    async def _lead_or_follow(self, lease: str, result: str, job_id: str) -> Shared | None:
+        """A kept result, or None once this job holds the lease (after any wait for it)."""
+        async with contextlib.AsyncExitStack() as wait:
+            announced = False
+            while True:
+                what, value = await self.redis.eval(
+                    _ASK, 2, result, lease, job_id, self.settings.lease_ms
+                )
+                if what == b"kept":
+                    kept = self._decoded(value)
+                    if kept is not None:
+                        return kept
+                    # Unreadable (another version wrote it): fetch it ourselves, once.
+                    await self.redis.delete(result)
+                    continue
+                if what == b"lead":
+                    return None
+                if not announced:
+                    announced = True
+                    holder = value.decode()
+                    message = f"job {holder} has it under way; its bars will be used"
+                    await wait.enter_async_context(waiting(Outcome.IN_FLIGHT, message))
+                await asyncio.sleep(self.settings.poll_interval_s)
+
+    def _decoded(self, raw: bytes) -> Shared | None:
+        try:
+            kept = _Kept.model_validate_json(raw)
+        except ValidationError as error:
+            log.warning("ignoring a kept chunk that does not decode: %s", error)
+            return None
+        return Shared(Fetched(kept.bars, kept.actions, kept.exchange_tz), kept.job_id)
+
+    async def _led(
+        self, lease: str, result: str, job_id: str, fetch: Callable[[], Awaitable[Fetched]]
+    ) -> Fetched:
+        renewer = asyncio.create_task(self._renew(lease, job_id))
+        try:
+            fetched = await fetch()
+        except BaseException:
+            renewer.cancel()
+            await self._release(lease, job_id)
+            raise
+        renewer.cancel()
+        kept = _Kept(
+            job_id=job_id,
+            bars=fetched.bars,
+            actions=fetched.actions,
+            exchange_tz=fetched.exchange_tz,
+        )
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(result, kept.model_dump_json(), ex=self.settings.result_ttl_s)
+                pipe.eval(_RELEASE, 1, lease, job_id)
+                await pipe.execute()
+        except DISCONNECTS as error:  # followers take the lease over once it lapses
+            log.warning("could not keep chunk for other jobs: %s", error)
+        return fetched
+
+    async def _renew(self, lease: str, job_id: str) -> None:
+        every = self.settings.lease_ms / 3000
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.redis.eval(_RENEW, 1, lease, job_id, self.settings.lease_ms)
+            except DISCONNECTS as error:  # a follower may take over: a request, not a loss
+                log.warning("could not renew a fetch lease: %s", error)
+
+    async def _release(self, lease: str, job_id: str) -> None:
+        with contextlib.suppress(*DISCONNECTS):  # unreleased, it lapses on its own
+            await self.redis.eval(_RELEASE, 1, lease, job_id)
