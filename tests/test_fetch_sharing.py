@@ -62,19 +62,26 @@ async def _bars_of(stack: Stack, symbol: str) -> list[str]:
     return [bar["ts"] for bar in response.json()["bars"]]
 
 
+async def _two_jobs_at_once(
+    stack: Stack, namespace: str, sim: CountingSim, **job: Any
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The same job twice, on two workers at once; their ids and their ends (both succeeded)."""
+    for n in (1, 2):
+        await stack.start_worker(f"{namespace}w{n}", source=sim)
+    ids = list(await asyncio.gather(*(stack.submit(**DAYS, **job) for _ in range(2))))
+    ends = [await stack.wait_job(job_id) for job_id in ids]
+    assert [end["status"] for end in ends] == ["succeeded", "succeeded"]
+    return ids, ends
+
+
 async def test_two_jobs_on_the_same_chunks_make_one_request_per_chunk(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
     sim = CountingSim()
     async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        for n in (1, 2):
-            await stack.start_worker(f"{namespace}w{n}", source=sim)
-        first, second = await asyncio.gather(
-            stack.submit(**DAYS, symbol="SHARE", options=SLOW),
-            stack.submit(**DAYS, symbol="SHARE", options=SLOW),
+        (first, second), jobs = await _two_jobs_at_once(
+            stack, namespace, sim, symbol="SHARE", options=SLOW
         )
-        jobs = [await stack.wait_job(job_id) for job_id in (first, second)]
-        assert [job["status"] for job in jobs] == ["succeeded", "succeeded"]
 
         # One request per chunk between the two jobs, instead of one per chunk per job.
         assert Counter(sim.windows) == {
@@ -117,14 +124,7 @@ async def test_a_leader_that_fails_hands_the_chunk_to_its_follower(
 ) -> None:
     sim = CountingSim(fail_first=1)
     async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        for n in (1, 2):
-            await stack.start_worker(f"{namespace}w{n}", source=sim)
-        first, second = await asyncio.gather(
-            stack.submit(**DAYS, symbol="HANDS", options=SLOW),
-            stack.submit(**DAYS, symbol="HANDS", options=SLOW),
-        )
-        jobs = [await stack.wait_job(job_id) for job_id in (first, second)]
-        assert [job["status"] for job in jobs] == ["succeeded", "succeeded"]
+        await _two_jobs_at_once(stack, namespace, sim, symbol="HANDS", options=SLOW)
         # The failed try, then one good request per chunk: the follower fetched the first
         # chunk itself once the leader let go, and the leader's retry took the follower's bars.
         counts = Counter(sim.windows)
@@ -169,14 +169,7 @@ async def test_forced_jobs_fetch_for_themselves(
 ) -> None:
     sim = CountingSim()
     async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        for n in (1, 2):
-            await stack.start_worker(f"{namespace}w{n}", source=sim)
-        jobs = await asyncio.gather(
-            stack.submit(**DAYS, symbol="FORCE", options=SLOW, force=True),
-            stack.submit(**DAYS, symbol="FORCE", options=SLOW, force=True),
-        )
-        for job_id in jobs:
-            assert (await stack.wait_job(job_id))["status"] == "succeeded"
+        await _two_jobs_at_once(stack, namespace, sim, symbol="FORCE", options=SLOW, force=True)
         assert len(sim.windows) == 6
         assert set(Counter(sim.windows).values()) == {2}
 
