@@ -138,15 +138,19 @@ async def running_stack(
     namespace: str,
     *,
     with_worker: bool = True,
+    with_projector: bool = True,
     **api_settings: Any,
 ) -> AsyncIterator[Stack]:
-    """The pipeline; `api_settings` override the API's (by default it accepts TEST_TOKENS)."""
+    """The pipeline; `api_settings` override the API's (by default it accepts TEST_TOKENS).
+
+    Without the projector running, a test folds the log itself with `stack.projector.step()`.
+    """
     names = Names(namespace)
     redis = Redis.from_url(redis_url)
     engine = create_engine(database_url)
     projector = Projector(engine, redis, names, block_ms=50)
     stop = asyncio.Event()
-    projector_task = asyncio.create_task(projector.run(stop))
+    projector_task = asyncio.create_task(projector.run(stop) if with_projector else stop.wait())
     settings = {"api_tokens": TEST_TOKENS, **api_settings}
     app = create_app(
         ApiSettings(

@@ -31,8 +31,25 @@ redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
 redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[5])
 redis.call('XADD', KEYS[4], '*', ARGV[4], ARGV[6])
 redis.call('SET', KEYS[5], '1', 'EX', ARGV[3])
+redis.call('SET', KEYS[6], ARGV[5], 'EX', ARGV[7])
 return false
 """
+
+
+# How long a new job's submitted event is kept beside the log, so the API can show the job as
+# queued before the projector has folded it (a GET right after the POST). Hours: a projector
+# further behind than that has a bigger problem, and the keys must not pile up.
+QUEUED_VIEW_TTL_S = 6 * 3600
+
+
+def queued_key(names: Names, job_id: str) -> str:
+    return names.job_key(job_id, "queued")
+
+
+async def queued_submission(redis: Redis, names: Names, job_id: str) -> JobSubmitted | None:
+    """A job's submitted event as the API published it, while it is kept; None otherwise."""
+    raw = await redis.get(queued_key(names, job_id))
+    return None if raw is None else JobSubmitted.model_validate_json(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +128,12 @@ class CommandBus:
             ts=command.ts,
         )
         submitted_key = self.names.job_key(job_id, "submitted")
+        submitted_json = submitted.model_dump_json()
         if idempotency_key is None:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.set(submitted_key, b"1", ex=JOB_KEY_TTL_S)
-                pipe.xadd(self.names.events, encode(submitted))
+                pipe.xadd(self.names.events, {DATA_FIELD: submitted_json})
+                pipe.set(queued_key(self.names, job_id), submitted_json, ex=QUEUED_VIEW_TTL_S)
                 pipe.xadd(self.names.command_stream(request.source), encode(command))
                 pipe.set(self.names.job_key(job_id, "seq"), 1, ex=JOB_KEY_TTL_S)
                 await pipe.execute()
@@ -126,14 +145,16 @@ class CommandBus:
                 self.names.events,
                 self.names.command_stream(request.source),
                 self.names.job_key(job_id, "seq"),
+                queued_key(self.names, job_id),
             ],
             args=[
                 KeyClaim(job_id, request_fingerprint).encode(),
                 self.idempotency_ttl_s,
                 JOB_KEY_TTL_S,
                 DATA_FIELD,
-                submitted.model_dump_json(),
+                submitted_json,
                 command.model_dump_json(),
+                QUEUED_VIEW_TTL_S,
             ],
         )
         if held is not None:  # another submit with this key won the race

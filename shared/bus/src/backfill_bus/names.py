@@ -31,5 +31,6 @@ class Names:
         return f"{self.namespace}source:{source}:{what}"
 
     def job_key(self, job_id: str, what: str) -> str:
-        """Per-job coordination keys: `seq` (event counter), `submitted`, `owner`, `cancel`."""
+        """Per-job keys: `seq` (event counter), `submitted`, `owner`, `cancel`, `queued` (the
+        submitted event, for the API until the projector has the job)."""
         return f"{self.namespace}job:{job_id}:{what}"

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from backfill_api.dependencies import ConnectionDep, ServicesDep
-from backfill_bus import IdempotencyConflictError
-from backfill_contracts import BarRequest, as_utc
+from backfill_bus import IdempotencyConflictError, queued_submission
+from backfill_contracts import BarRequest, JobSubmitted, as_utc
 from backfill_readmodel import queries
-from backfill_readmodel.views import ChunkView, JobEventView, JobPage, JobView
+from backfill_readmodel.views import ChunkView, JobEventView, JobPage, JobView, Progress
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -188,31 +188,64 @@ async def active_jobs(
     return await _with_notices(conn, services, page)
 
 
-async def _job_or_404(conn: ConnectionDep, job_id: str) -> JobView:
+async def _job_or_404(conn: ConnectionDep, services: ServicesDep, job_id: str) -> JobView:
+    """The job as projected; one just submitted and not folded yet, as queued; else 404."""
     job = await queries.get_job(conn, job_id)
-    if job is None:
+    if job is not None:
+        return job
+    submitted = await queued_submission(services.redis, services.commands.names, job_id)
+    if submitted is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
-    return job
+    return _queued_view(submitted)
+
+
+def _queued_view(event: JobSubmitted) -> JobView:
+    """What the projection will show once it folds the job's first event: queued, nothing done.
+
+    Without it a GET right after the POST would say "no such job" for a job that exists.
+    """
+    return JobView(
+        job_id=event.job_id,
+        source=event.source,
+        symbol=event.symbol,
+        bar_size=event.bar_size.value,
+        start=event.start,
+        end=event.end,
+        options=event.options,
+        status="queued",
+        attempt=event.attempt,
+        price_type=None,
+        worker_id=None,
+        progress=Progress(chunks_done=0, chunks_total=0, bars_stored=0, percent=0.0),
+        error=None,
+        submitted_at=event.ts,
+        started_at=None,
+        finished_at=None,
+        updated_at=event.ts,
+        correlation_id=event.correlation_id,
+        universe=event.universe,
+        universe_run=event.universe_run,
+    )
 
 
 @router.get("/{job_id}", response_model=JobView)
 async def get_job(job_id: str, conn: ConnectionDep, services: ServicesDep) -> JobView:
-    job = await _job_or_404(conn, job_id)
+    job = await _job_or_404(conn, services, job_id)
     page = await _with_notices(conn, services, JobPage(jobs=[job], next_cursor=None))
     return page.jobs[0]
 
 
 @router.get("/{job_id}/events", response_model=list[JobEventView])
-async def job_events(job_id: str, conn: ConnectionDep) -> list[JobEventView]:
-    """The job's history, in order."""
-    await _job_or_404(conn, job_id)
+async def job_events(job_id: str, conn: ConnectionDep, services: ServicesDep) -> list[JobEventView]:
+    """The job's history, in order (empty for a job submitted a moment ago, not folded yet)."""
+    await _job_or_404(conn, services, job_id)
     return await queries.job_events_of(conn, job_id)
 
 
 @router.get("/{job_id}/chunks", response_model=list[ChunkView])
-async def job_chunks(job_id: str, conn: ConnectionDep) -> list[ChunkView]:
+async def job_chunks(job_id: str, conn: ConnectionDep, services: ServicesDep) -> list[ChunkView]:
     """The job's chunk plan with each chunk's outcome."""
-    await _job_or_404(conn, job_id)
+    await _job_or_404(conn, services, job_id)
     return await queries.job_chunks_of(conn, job_id)
 
 
@@ -221,7 +254,7 @@ async def job_chunks(job_id: str, conn: ConnectionDep) -> list[ChunkView]:
 )
 async def cancel_job(job_id: str, conn: ConnectionDep, services: ServicesDep) -> CancelAccepted:
     """Cancel a job: a queued job is cancelled at once, a running one stops between chunks."""
-    job = await _job_or_404(conn, job_id)
+    job = await _job_or_404(conn, services, job_id)
     if job.status in queries.TERMINAL_STATUSES:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} already {job.status}")
     return CancelAccepted(job_id=job_id, status=await services.commands.cancel(job_id))
@@ -230,7 +263,7 @@ async def cancel_job(job_id: str, conn: ConnectionDep, services: ServicesDep) ->
 @router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=RetryAccepted)
 async def retry_job(job_id: str, conn: ConnectionDep, services: ServicesDep) -> RetryAccepted:
     """Run a failed or cancelled job again; it resumes after the chunks it already collected."""
-    job = await _job_or_404(conn, job_id)
+    job = await _job_or_404(conn, services, job_id)
     if job.status not in ("failed", "cancelled"):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
