@@ -6,7 +6,7 @@ milliseconds in a running stack lasts as long as the test needs.
 
 from __future__ import annotations
 
-from backfill_bus import ensure_events_group
+from backfill_bus import ensure_events_group, queued_key
 from tests.support.stack import Stack, running_stack
 
 JOB = {
@@ -43,7 +43,10 @@ async def test_a_job_not_yet_projected_reads_as_queued_as_it_will_once_projected
         assert (await stack.api.get(f"/api/v1/jobs/{job_id}/events")).json() == []
         assert (await stack.api.get(f"/api/v1/jobs/{job_id}/chunks")).json() == []
 
+        assert await stack.redis.exists(queued_key(stack.names, job_id)) == 1
         assert await _fold_the_log(stack) == 1
+        # Folded: the tables answer from now on (a cleanup later must make it a 404 again).
+        assert await stack.redis.exists(queued_key(stack.names, job_id)) == 0
         projected = await stack.api.get(f"/api/v1/jobs/{job_id}")
         assert projected.status_code == 200
         # The early answer is exactly what the projection says once it has the job.

@@ -26,11 +26,12 @@ BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 @dataclass(slots=True)
 class BatchTally:
-    """What one batch folded: bars by source and events by type."""
+    """What one batch folded: bars by source, events by type, and the jobs it first saw."""
 
     bars: Tally[str] = field(default_factory=Tally)
     events: Tally[str] = field(default_factory=Tally)
     dead_letters: int = 0
+    new_jobs: list[str] = field(default_factory=list)
 
 
 class ProjectorMetrics:

@@ -23,7 +23,14 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backfill_bus import EVENTS_GROUP, Names, body_of, dead_letter, ensure_events_group
+from backfill_bus import (
+    EVENTS_GROUP,
+    Names,
+    body_of,
+    dead_letter,
+    ensure_events_group,
+    queued_key,
+)
 from backfill_bus.liveness import Liveness
 from backfill_bus.logs import correlation_id_var, job_id_var
 from backfill_contracts import (
@@ -109,7 +116,13 @@ class Projector:
         async with self.engine.begin() as conn:
             await self.apply(conn, entries, dead_letter_invalid=True, tally=tally)
         self.metrics.committed(tally, time.monotonic() - began, self.stream)
-        await self.redis.xack(self.stream, EVENTS_GROUP, *[entry_id for entry_id, _ in entries])
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.xack(self.stream, EVENTS_GROUP, *[entry_id for entry_id, _ in entries])
+            if tally.new_jobs:
+                # The tables have these jobs now: the API stops answering from their submitted
+                # events (which would show a job cleaned up later as queued again).
+                pipe.delete(*[queued_key(self.names, job_id) for job_id in tally.new_jobs])
+            await pipe.execute()
         return len(entries)
 
     async def _read(self) -> list[Entry]:
@@ -172,6 +185,8 @@ class Projector:
                 fold(changes, entry_id, event)
                 if tally is not None:
                     tally.events[event.type] += 1
+                    if isinstance(event, JobSubmitted) and event.attempt == 1:
+                        tally.new_jobs.append(event.job_id)
                     if isinstance(event, ChunkCollected):
                         tally.bars[event.source] += len(event.bars)
                 if changes.cleanup_before is not None:

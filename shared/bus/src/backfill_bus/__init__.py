@@ -8,7 +8,7 @@ from backfill_bus.cancellation import (
     take_ownership,
 )
 from backfill_bus.codec import body_of, encode
-from backfill_bus.commands import CommandBus, Submission, queued_submission
+from backfill_bus.commands import CommandBus, Submission, queued_key, queued_submission
 from backfill_bus.dead_letters import dead_letter
 from backfill_bus.event_log import EventLog
 from backfill_bus.gateway import (
@@ -88,6 +88,7 @@ __all__ = [
     "finished_before",
     "mark_submitted",
     "period_of",
+    "queued_key",
     "queued_submission",
     "read_gateway_endpoint",
     "read_webhook",

@@ -36,9 +36,9 @@ return false
 """
 
 
-# How long a new job's submitted event is kept beside the log, so the API can show the job as
-# queued before the projector has folded it (a GET right after the POST). Hours: a projector
-# further behind than that has a bigger problem, and the keys must not pile up.
+# A new job's submitted event is kept beside the log, so the API can show the job as queued
+# before the projector has folded it (a GET right after the POST); the projector deletes it
+# once folded. The TTL only bounds what a projector further behind than hours leaves.
 QUEUED_VIEW_TTL_S = 6 * 3600
 
 
