@@ -27,18 +27,17 @@ import logging
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backfill_bus import Names
 from backfill_bus.event_log import JOB_KEY_TTL_S
 from backfill_contracts import ChunkSpec, CollectBars, JobMode, Outcome
 from backfill_readmodel.coverage import GapKind, RangeTooLargeError, Series, calendar_for, held
-from backfill_readmodel.coverage.store import Measured, chunk_windows, measure
+from backfill_readmodel.coverage.store import Measured, anything_known, chunk_windows, measure
 from backfill_readmodel.tables import jobs
 from backfill_worker.source import NamesSeries, Plan, SourceError
 
@@ -60,20 +59,19 @@ class StoredData:
         if job.mode is JobMode.FULL and (job.force or self.engine is None):
             return plan  # the whole plan: nothing to pin beyond what the source plans
         key = self.names.job_key(job.job_id, "plan")
-        pinned: Any = await self.redis.get(key)
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.get(key)
+            pipe.exists(self.names.job_key(job.job_id, "chunks_done"))
+            pinned, underway = await pipe.execute()
         if pinned is None:
             # Under way already, planned by a worker that pinned nothing (one without a
             # database, or an older version): its plan stands, so that it resumes as it was.
-            underway = await self.redis.exists(self.names.job_key(job.job_id, "chunks_done"))
-            if not underway and job.mode is JobMode.FULL:
-                # Redis lost the pin and the checkpoints (a restart without its last second
-                # of AOF): the read model still knows the job started, so its own chunks,
-                # stored by now, are not skipped as someone else's.
-                underway = await self._started_before(job.job_id)
             chunks = plan.chunks if underway else await self._choose(job, plan)
             value = json.dumps([[int(c.start.timestamp()), int(c.end.timestamp())] for c in chunks])
-            await self.redis.set(key, value, nx=True, ex=JOB_KEY_TTL_S)
-            pinned = await self.redis.get(key)  # another delivery may have pinned first
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, value, nx=True, ex=JOB_KEY_TTL_S)
+                pipe.get(key)  # another delivery may have pinned first
+                _, pinned = await pipe.execute()
         windows = json.loads(pinned)
         kept = [
             ChunkSpec(index=i, start=_at(lo), end=_at(hi)) for i, (lo, hi) in enumerate(windows)
@@ -94,24 +92,12 @@ class StoredData:
             return None  # under way: it resumes its own plan
         instrument, price_type = named
         reading = await self._read(job, Series(job.source, instrument, job.bar_size, price_type))
-        if reading.wanted(job.force):
+        if reading is None or reading.wanted(job.force):
             return None
         await self.redis.set(key, "[]", nx=True, ex=JOB_KEY_TTL_S)
         if await self.redis.get(key) not in (b"[]", "[]"):
             return None  # another delivery pinned a plan first: follow it
         return Plan(price_type, [], None if instrument == job.symbol else instrument)
-
-    async def _started_before(self, job_id: str) -> bool:
-        if self.engine is None:
-            return False
-        try:
-            async with self.engine.connect() as conn:
-                started = await conn.scalar(
-                    select(jobs.c.started_at).where(jobs.c.job_id == job_id)
-                )
-        except SQLAlchemyError:
-            return False  # then the plan is chosen as for a new job (a request saved or not)
-        return started is not None
 
     async def _choose(self, job: CollectBars, plan: Plan) -> list[ChunkSpec]:
         series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
@@ -123,6 +109,8 @@ class StoredData:
             # Skipping stored chunks saves requests; it is never worth failing a job over.
             log.warning("fetching every chunk of job %s: %s", job.job_id, error.message)
             return plan.chunks
+        if reading is None:
+            return plan.chunks
         if job.mode is JobMode.FULL:
             return [c for c in plan.chunks if not _stored(c, reading.answered, reading.measured)]
         if reading.measured is None:
@@ -130,7 +118,12 @@ class StoredData:
         wanted = reading.wanted(job.force)
         return _cut_to(plan.chunks, wanted, reading.measured, reading.lo, reading.hi)
 
-    async def _read(self, job: CollectBars, series: Series) -> _Reading:
+    async def _read(self, job: CollectBars, series: Series) -> _Reading | None:
+        """What is stored for the series over the part of the job's range its mode covers.
+
+        None: a `full` job whose plan stands whole (see _whole_plan_stands), found in one
+        round trip, so the common case (a range nobody collected yet) costs one query.
+        """
         if self.engine is None:
             raise SourceError(
                 Outcome.INVALID_REQUEST,
@@ -140,19 +133,19 @@ class StoredData:
         lo, hi = int(job.start.timestamp()), int(job.end.timestamp())
         try:
             async with self.engine.connect() as conn:
+                if job.mode is JobMode.FULL and await _whole_plan_stands(conn, job, series):
+                    return None
                 if job.mode is JobMode.TOP_UP:
                     last = (await held(conn, series)).last
                     if last is not None:
                         lo = max(lo, int(last.timestamp()) + 1)
                 if lo >= hi:
                     return _Reading(lo, hi, [], None)
-                answered = [
-                    (w.start, w.end)
-                    for w in await chunk_windows(conn, series, lo, hi)
-                    if w.kind in _ANSWERED
-                ]
+                windows = await chunk_windows(conn, series, lo, hi)
+                answered = [(w.start, w.end) for w in windows if w.kind in _ANSWERED]
                 try:
-                    measured = await measure(conn, series, calendar_for(job.source), lo, hi)
+                    calendar = calendar_for(job.source)
+                    measured = await measure(conn, series, calendar, lo, hi, windows)
                 except RangeTooLargeError as error:
                     if job.mode is not JobMode.FULL:
                         raise SourceError(Outcome.INVALID_REQUEST, str(error)) from error
@@ -162,6 +155,21 @@ class StoredData:
                 Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
             ) from error
         return _Reading(lo, hi, answered, measured)
+
+
+async def _whole_plan_stands(conn: AsyncConnection, job: CollectBars, series: Series) -> bool:
+    """Whether a `full` job fetches its whole plan, without measuring what is stored.
+
+    It does when the read model knows the job started already: Redis lost its pin and
+    checkpoints (a restart without its last second of AOF), and its own chunks, stored by now,
+    must not be skipped as someone else's. It does too when no bar and no job's chunk could
+    count toward its range: then no chunk of it is stored.
+    """
+    lo, hi = int(job.start.timestamp()), int(job.end.timestamp())
+    started = select(jobs.c.started_at).where(jobs.c.job_id == job.job_id).scalar_subquery()
+    query = select(started.is_not(None), anything_known(series, lo, hi))
+    started_before, known = (await conn.execute(query)).one()
+    return bool(started_before) or not known
 
 
 @dataclass(frozen=True, slots=True)

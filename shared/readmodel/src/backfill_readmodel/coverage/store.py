@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backfill_contracts import BarSize
@@ -92,11 +92,9 @@ async def bar_times(conn: AsyncConnection, series: Series, lo: int, hi: int) -> 
     return [int(ts.timestamp()) for ts in (await conn.execute(query)).scalars()]
 
 
-async def chunk_windows(
-    conn: AsyncConnection, series: Series, lo: int, hi: int
-) -> list[ChunkWindow]:
-    """Every chunk of a job of this series overlapping [lo, hi), as what it says of its window."""
-    query = (
+def _chunks_over(series: Series, lo: int, hi: int) -> Select[Any]:
+    """Every chunk of a job of this series overlapping [lo, hi), with its job's status."""
+    return (
         select(
             job_chunks.c.start,
             job_chunks.c.end,
@@ -117,6 +115,24 @@ async def chunk_windows(
             job_chunks.c.end > _at(lo),
         )
     )
+
+
+def anything_known(series: Series, lo: int, hi: int) -> ColumnElement[bool]:
+    """Whether any bar or any job's chunk could count toward the series over [lo, hi).
+
+    False means `measure` would find every slot missing and never requested. An SQL expression
+    rather than a query, so a caller asks it in the same round trip as its other questions.
+    """
+    # The bars `measure` reads, with their half-day margin for coarse bars.
+    near = _of(series), bars.c.ts >= _at(lo - HALF_DAY), bars.c.ts < _at(hi + HALF_DAY)
+    return or_(select(bars.c.ts).where(*near).exists(), _chunks_over(series, lo, hi).exists())
+
+
+async def chunk_windows(
+    conn: AsyncConnection, series: Series, lo: int, hi: int
+) -> list[ChunkWindow]:
+    """Every chunk of a job of this series overlapping [lo, hi), as what it says of its window."""
+    query = _chunks_over(series, lo, hi)
     windows = []
     for row in (await conn.execute(query)).mappings():
         start, end = int(row["start"].timestamp()), int(row["end"].timestamp())
@@ -131,13 +147,22 @@ async def chunk_windows(
 
 
 async def measure(
-    conn: AsyncConnection, series: Series, calendar: TradingCalendar, lo: int, hi: int
+    conn: AsyncConnection,
+    series: Series,
+    calendar: TradingCalendar,
+    lo: int,
+    hi: int,
+    chunks: list[ChunkWindow] | None = None,
 ) -> Measured:
-    """The series over [lo, hi) (epoch seconds, UTC) against `calendar`."""
+    """The series over [lo, hi) (epoch seconds, UTC) against `calendar`.
+
+    `chunks`: the series' `chunk_windows` over [lo, hi), when the caller has read them already.
+    """
     slots = await asyncio.to_thread(expected_slots, calendar, series.bar_size, lo, hi)
     # Coarse bars stamped at the exchange's midnight may sit up to half a day off their slot.
     times = await bar_times(conn, series, lo - HALF_DAY, hi + HALF_DAY)
-    chunks = await chunk_windows(conn, series, lo, hi)
+    if chunks is None:
+        chunks = await chunk_windows(conn, series, lo, hi)
     is_held = held_slots(slots, times)
     return Measured(slots, is_held, classify(slots, is_held, chunks))
 
