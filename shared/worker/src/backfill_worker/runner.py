@@ -125,6 +125,8 @@ class JobRunner:
         self.stored = stored or StoredData(None, redis, names)
 
     async def run(self, job: CollectBars, held: Held) -> RunResult:
+        # The read model's answer for planning, asked while the job is taken, which needs Redis.
+        ahead = self.stored.look_ahead(job, self.source)
         recorded_now = await self._open(job)
         limit = job.time_limit_s or self.limits.job_time_limit_s
         take = partial(
@@ -151,7 +153,7 @@ class JobRunner:
             plan_or_none = await self._watched(run, nothing, None, None)
             if plan_or_none is None:
                 plan = await self._watched(run, partial(self.source.plan, job), None, None)
-                narrowed = partial(self.stored.narrowed, job, plan)
+                narrowed = partial(self.stored.narrowed, job, plan, ahead)
                 plan = await self._watched(run, narrowed, None, None)
             else:
                 plan = plan_or_none

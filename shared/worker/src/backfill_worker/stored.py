@@ -22,6 +22,7 @@ upserted on their natural key, so that costs a request, never a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from bisect import bisect_left
@@ -54,8 +55,32 @@ class StoredData:
         self.redis = redis
         self.names = names
 
-    async def narrowed(self, job: CollectBars, plan: Plan) -> Plan:
-        """`plan` with only the chunks to fetch, pinned for the job's later deliveries."""
+    def look_ahead(self, job: CollectBars, source: object) -> Ahead | None:
+        """Start asking whether a `full` job's whole plan stands (see _whole_plan_stands), for
+        a source that names the job's series without planning (see NamesSeries), so that the
+        question runs while the worker takes the job; pass the answer to `narrowed`.
+
+        A read only: an answer nobody uses (the job was cancelled, or is under way) is dropped.
+        """
+        if job.mode is not JobMode.FULL or job.force or self.engine is None:
+            return None
+        if not isinstance(source, NamesSeries) or (named := source.series_of(job)) is None:
+            return None
+        series = Series(job.source, named[0], job.bar_size, named[1])
+        task = asyncio.create_task(self._whole_plan_stands(job, series), name="stored-ahead")
+        task.add_done_callback(_drop_unread)
+        return Ahead(series, task)
+
+    async def _whole_plan_stands(self, job: CollectBars, series: Series) -> bool:
+        assert self.engine is not None
+        async with self.engine.connect() as conn:
+            return await _whole_plan_stands(conn, job, series)
+
+    async def narrowed(self, job: CollectBars, plan: Plan, ahead: Ahead | None = None) -> Plan:
+        """`plan` with only the chunks to fetch, pinned for the job's later deliveries.
+
+        `ahead`: from `look_ahead`, used when the plan is for the series it asked about.
+        """
         if job.mode is JobMode.FULL and (job.force or self.engine is None):
             return plan  # the whole plan: nothing to pin beyond what the source plans
         key = self.names.job_key(job.job_id, "plan")
@@ -66,7 +91,7 @@ class StoredData:
         if pinned is None:
             # Under way already, planned by a worker that pinned nothing (one without a
             # database, or an older version): its plan stands, so that it resumes as it was.
-            chunks = plan.chunks if underway else await self._choose(job, plan)
+            chunks = plan.chunks if underway else await self._choose(job, plan, ahead)
             value = json.dumps([[int(c.start.timestamp()), int(c.end.timestamp())] for c in chunks])
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.set(key, value, nx=True, ex=JOB_KEY_TTL_S)
@@ -99,10 +124,13 @@ class StoredData:
             return None  # another delivery pinned a plan first: follow it
         return Plan(price_type, [], None if instrument == job.symbol else instrument)
 
-    async def _choose(self, job: CollectBars, plan: Plan) -> list[ChunkSpec]:
+    async def _choose(self, job: CollectBars, plan: Plan, ahead: Ahead | None) -> list[ChunkSpec]:
         series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
+        asked = ahead is not None and ahead.series == series
         try:
-            reading = await self._read(job, series)
+            if asked and ahead is not None and await ahead.answer():
+                return plan.chunks
+            reading = await self._read(job, series, asked=asked)
         except SourceError as error:
             if job.mode is not JobMode.FULL:
                 raise
@@ -118,11 +146,12 @@ class StoredData:
         wanted = reading.wanted(job.force)
         return _cut_to(plan.chunks, wanted, reading.measured, reading.lo, reading.hi)
 
-    async def _read(self, job: CollectBars, series: Series) -> _Reading | None:
+    async def _read(self, job: CollectBars, series: Series, asked: bool = False) -> _Reading | None:
         """What is stored for the series over the part of the job's range its mode covers.
 
         None: a `full` job whose plan stands whole (see _whole_plan_stands), found in one
         round trip, so the common case (a range nobody collected yet) costs one query.
+        `asked`: that question was answered already (no).
         """
         if self.engine is None:
             raise SourceError(
@@ -133,7 +162,8 @@ class StoredData:
         lo, hi = int(job.start.timestamp()), int(job.end.timestamp())
         try:
             async with self.engine.connect() as conn:
-                if job.mode is JobMode.FULL and await _whole_plan_stands(conn, job, series):
+                full = job.mode is JobMode.FULL
+                if full and not asked and await _whole_plan_stands(conn, job, series):
                     return None
                 if job.mode is JobMode.TOP_UP:
                     last = (await held(conn, series)).last
@@ -155,6 +185,27 @@ class StoredData:
                 Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
             ) from error
         return _Reading(lo, hi, answered, measured)
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """Whether a full job's whole plan stands, asked ahead for a series (see look_ahead)."""
+
+    series: Series
+    task: asyncio.Task[bool]
+
+    async def answer(self) -> bool:
+        try:
+            return await self.task
+        except SQLAlchemyError as error:
+            raise SourceError(
+                Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
+            ) from error
+
+
+def _drop_unread(task: asyncio.Task[bool]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an unused look at what is stored failed", exc_info=task.exception())
 
 
 async def _whole_plan_stands(conn: AsyncConnection, job: CollectBars, series: Series) -> bool:
