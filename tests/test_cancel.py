@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from redis.asyncio import Redis
+
+from backfill_bus import EventLog, Names, Taken, request_cancel, take_ownership
 from tests.support.stack import running_stack, wait_until
 
 JOB = {"source": "sim", "symbol": "AAPL", "bar_size": "1m", "start": "2024-01-01"}
@@ -71,3 +74,29 @@ async def test_a_cancel_command_on_the_stream(
         assert job["status"] == "cancelled"
         assert job["error"]["message"] == "strategy stopped"
         assert job["progress"]["chunks_done"] == 0
+
+
+async def test_taking_a_job_is_one_atomic_step_that_keeps_its_first_deadline(
+    redis: Redis, namespace: str
+) -> None:
+    names = Names(namespace)
+    first = await take_ownership(redis, names, "job-a", "w1", attempt=1, deadline=1000.5)
+    assert first == Taken(owned=True, deadline=1000.5, cancel_reason=None)
+    # A worker taking over the attempt (its first worker died) keeps the attempt's clock...
+    again = await take_ownership(redis, names, "job-a", "w2", attempt=1, deadline=2000.0)
+    assert again == Taken(owned=True, deadline=1000.5, cancel_reason=None)
+    assert await redis.get(names.job_key("job-a", "owner")) == b"w2"
+    # ...and sees a cancel asked while it ran, so it stops at once.
+    events = EventLog(redis, names, "test")
+    assert await request_cancel(redis, names, events, "job-a", "enough") == "cancelling"
+    running = await take_ownership(redis, names, "job-a", "w3", attempt=1, deadline=3000.0)
+    assert running == Taken(owned=True, deadline=1000.5, cancel_reason="enough")
+    # A new attempt has a clock of its own.
+    retried = await take_ownership(redis, names, "job-a", "w3", attempt=2, deadline=4000.0)
+    assert retried.deadline == 4000.0
+
+    # A job cancelled while queued is never owned, and nothing of its attempt starts.
+    assert await request_cancel(redis, names, events, "job-b", "not now") == "cancelled"
+    queued = await take_ownership(redis, names, "job-b", "w1", attempt=1, deadline=1000.0)
+    assert queued == Taken(owned=False, deadline=None, cancel_reason="not now")
+    assert await redis.get(names.job_key("job-b", "deadline:1")) is None

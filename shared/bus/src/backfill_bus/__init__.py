@@ -2,9 +2,11 @@
 
 from backfill_bus.cancellation import (
     CancelResult,
+    Taken,
     cancel_reason,
     mark_submitted,
     request_cancel,
+    submitted_key,
     take_ownership,
 )
 from backfill_bus.codec import body_of, encode
@@ -69,6 +71,7 @@ __all__ = [
     "RedisSettings",
     "RetentionSettings",
     "Submission",
+    "Taken",
     "TooManyWebhooksError",
     "WebhookSubscription",
     "add_webhook",
@@ -98,6 +101,7 @@ __all__ = [
     "request_cleanup_once",
     "sign",
     "signature_matches",
+    "submitted_key",
     "take_ownership",
     "trim_commands",
     "trim_events",

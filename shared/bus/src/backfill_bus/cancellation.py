@@ -12,6 +12,7 @@ log never holds a cancel for a job it does not know yet.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -48,21 +49,63 @@ async def cancel_reason(redis: Redis, names: Names, job_id: str) -> str | None:
     return None if value is None else text(value)
 
 
+def submitted_key(names: Names, job_id: str) -> str:
+    """The key noting that the job's submission is (being) put on the log."""
+    return names.job_key(job_id, "submitted")
+
+
 async def mark_submitted(redis: Redis, names: Names, job_id: str) -> bool:
     """Note that the job's submission is (being) put on the log; False if it already was."""
-    key = names.job_key(job_id, "submitted")
-    return bool(await redis.set(key, b"1", nx=True, ex=JOB_KEY_TTL_S))
+    return bool(await redis.set(submitted_key(names, job_id), b"1", nx=True, ex=JOB_KEY_TTL_S))
 
 
-async def take_ownership(redis: Redis, names: Names, job_id: str, worker_id: str) -> bool:
-    """Claim a job for a worker; False when a cancel got there first and the job must not start.
+# Ownership, the attempt's clock and the cancel flag in one atomic step. The owner is set once by
+# whoever comes first; when a cancel came first the job must not start; a job redelivered after
+# its worker died is owned by that worker's id, and the new worker takes it. The attempt's
+# deadline is set by its first start only. Returns {owned, deadline, cancel reason}.
+_TAKE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  if redis.call('GET', KEYS[1]) == ARGV[3] then
+    return {0, false, redis.call('GET', KEYS[3])}
+  end
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[2])
+return {1, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+"""
 
-    A job redelivered after its worker died is owned by that worker's id: the new worker takes it.
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What a worker found when it took a job."""
+
+    owned: bool  # False: a cancel got there first, and the job must not start
+    deadline: float | None  # epoch seconds: the attempt's time limit, from its first start
+    cancel_reason: str | None  # someone asked to cancel it (a running job stops at once)
+
+
+async def take_ownership(
+    redis: Redis, names: Names, job_id: str, worker_id: str, *, attempt: int, deadline: float
+) -> Taken:
+    """Claim a job for a worker and start its attempt's clock, in one round trip.
+
+    `deadline` (epoch seconds) holds only if this is the attempt's first start: a reclaimed or
+    handed-back attempt keeps the deadline its first start set, which is returned.
     """
-    key = names.job_key(job_id, "owner")
-    if await redis.set(key, worker_id.encode(), nx=True, ex=JOB_KEY_TTL_S):
-        return True
-    if await redis.get(key) == CANCELLED_OWNER:
-        return False
-    await redis.set(key, worker_id.encode(), ex=JOB_KEY_TTL_S)
-    return True
+    keys = [
+        names.job_key(job_id, "owner"),
+        names.job_key(job_id, f"deadline:{attempt}"),
+        names.job_key(job_id, "cancel"),
+    ]
+    args: list[bytes | int | str] = [
+        worker_id.encode(),
+        JOB_KEY_TTL_S,
+        CANCELLED_OWNER,
+        f"{deadline:.3f}",
+    ]
+    owned, stored, reason = await redis.register_script(_TAKE)(keys=keys, args=args)
+    return Taken(
+        owned=bool(owned),
+        deadline=None if stored is None else float(stored),
+        cancel_reason=None if reason is None else text(reason),
+    )

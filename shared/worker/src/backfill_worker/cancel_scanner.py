@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from backfill_bus import EventLog, Names, request_cancel
 from backfill_contracts import CancelJob, parse_command
@@ -40,12 +41,24 @@ class CancelScanner:
                 return
         self.position = "0-0"
 
-    async def sync(self) -> None:
-        """Apply every cancel published since the last sync."""
+    def read_on(self, pipe: Pipeline) -> bool:
+        """Queue a sync's first read on `pipe`, to share its round trip; pass its reply to `sync`.
+
+        False (nothing queued) before the first sync, which must find its position first.
+        """
+        if self.position is None:
+            return False
+        pipe.xrange(self.stream, min=f"({self.position}", count=_PAGE)
+        return True
+
+    async def sync(self, first_page: Any = None) -> None:
+        """Apply every cancel published since the last sync (`first_page`: see `read_on`)."""
         if self.position is None:
             await self.start()
+        page: Any = first_page
         while True:
-            page: Any = await self.redis.xrange(self.stream, min=f"({self.position}", count=_PAGE)
+            if page is None:
+                page = await self.redis.xrange(self.stream, min=f"({self.position}", count=_PAGE)
             for entry_id, fields in page:
                 self.position = entry_id.decode()
                 body = command_body(fields)
@@ -53,6 +66,7 @@ class CancelScanner:
                     await self._apply(body)
             if len(page) < _PAGE:
                 return
+            page = None
 
     async def _apply(self, body: bytes) -> None:
         try:

@@ -43,11 +43,34 @@ class Heartbeat:
         self.current_job: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._announced: asyncio.Task[None] | None = None
 
     async def set(self, state: WorkerState, current_job: str | None = None) -> None:
+        await self._settle()  # an announced beat goes out first: the log keeps their order
         self.state = state
         self.current_job = current_job
         await self.beat()
+
+    def announce(self, state: WorkerState, current_job: str | None = None) -> None:
+        """`set` without waiting for Redis, for a job's start, which need not wait on its beat.
+
+        The next `set` sends after it. A beat that fails is logged, not raised: the timed beats
+        and the next state change say the same again.
+        """
+        self.state = state
+        self.current_job = current_job
+        self._announced = asyncio.create_task(self._beat_quietly(), name="heartbeat-announce")
+
+    async def _beat_quietly(self) -> None:
+        try:
+            await self.beat()
+        except Exception:
+            log.warning("heartbeat (%s) failed", self.state, exc_info=True)
+
+    async def _settle(self) -> None:
+        if self._announced is not None:
+            await self._announced
+            self._announced = None
 
     async def beat(self) -> None:
         await self.events.append(
@@ -78,6 +101,7 @@ class Heartbeat:
         if self._task is not None:
             await self._task
             self._task = None
+        await self._settle()
 
     async def _loop(self) -> None:
         while not self._stop.is_set():

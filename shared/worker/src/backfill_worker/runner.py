@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from backfill_bus import EventLog, Names, cancel_reason, mark_submitted, take_ownership
+from backfill_bus import EventLog, Names, Taken, cancel_reason, submitted_key, take_ownership
 from backfill_bus.event_log import JOB_KEY_TTL_S
 from backfill_contracts import (
     ChunkCollected,
@@ -128,28 +128,35 @@ class JobRunner:
         self.sharing = sharing or SharedFetches(redis, names, source.name)
 
     async def run(self, job: CollectBars, held: Held) -> RunResult:
-        recorded_now = await self._record_submission_if_unknown(job)
-        await self._redis(self.cancels.sync, "reading cancels")
-        owned = await self._redis(
-            partial(take_ownership, self.redis, self.names, job.job_id, self.worker_id),
-            "taking the job",
+        # The read model's answer for planning, asked while the job is taken, which needs Redis.
+        ahead = self.stored.look_ahead(job, self.source)
+        recorded_now = await self._open(job)
+        limit = job.time_limit_s or self.limits.job_time_limit_s
+        take = partial(
+            take_ownership,
+            self.redis,
+            self.names,
+            job.job_id,
+            self.worker_id,
+            attempt=job.attempt,
+            deadline=time.time() + limit,
         )
-        if not owned:
+        taken: Taken = await self._redis(take, "taking the job")
+        if not taken.owned:
             log.info("job %s was cancelled while queued; not starting it", job.job_id)
             if recorded_now:  # its canceller could not say so before the job was on the log
-                reason = await self._redis(
-                    partial(cancel_reason, self.redis, self.names, job.job_id), "reading cancel"
-                )
-                await self._emit(JobCancelled, job, reason=reason or "cancelled by request")
+                reason = taken.cancel_reason or "cancelled by request"
+                await self._emit(JobCancelled, job, reason=reason)
             return RunResult.FINISHED
-        run = await self._redis(partial(self._start_clock, job, held), "starting the clock")
+        run = self._start_clock(job, held, limit, taken.deadline)
         try:
-            await self._check(run)
+            # The cancel flag as it stood when the job was taken: no need to read it again.
+            self._stop_if_asked(run, taken.cancel_reason)
             nothing = partial(self.stored.without_planning, job, self.source)
             plan_or_none = await self._watched(run, nothing, None, None)
             if plan_or_none is None:
                 plan = await self._watched(run, partial(self.source.plan, job), None, None)
-                narrowed = partial(self.stored.narrowed, job, plan)
+                narrowed = partial(self.stored.narrowed, job, plan, ahead)
                 plan = await self._watched(run, narrowed, None, None)
             else:
                 plan = plan_or_none
@@ -168,27 +175,37 @@ class JobRunner:
             return RunResult.LOST
         return RunResult.FINISHED
 
-    async def _start_clock(self, job: CollectBars, held: Held) -> _Run:
+    def _start_clock(
+        self, job: CollectBars, held: Held, limit: float, deadline: float | None
+    ) -> _Run:
         """The time limit runs from the attempt's first start, across reclaims and handbacks."""
-        limit = job.time_limit_s or self.limits.job_time_limit_s
-        key = self.names.job_key(job.job_id, f"deadline:{job.attempt}")
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-            pipe.set(key, f"{time.time() + limit:.3f}", nx=True, ex=JOB_KEY_TTL_S)
-            pipe.get(key)
-            _, stored = await pipe.execute()
-        remaining = float(stored) - time.time()
+        remaining = limit if deadline is None else deadline - time.time()
         return _Run(job, held, limit, time.monotonic() + remaining)
 
-    async def _record_submission_if_unknown(self, job: CollectBars) -> bool:
-        """A command published straight onto the stream (no API) has no submitted event yet.
+    async def _open(self, job: CollectBars) -> bool:
+        """Record the job's submission if it is unknown, then apply the cancels published since
+        the last look, both read in one round trip. Returns True when this call recorded it.
 
-        Returns True when this call recorded it.
+        A command published straight onto the stream (no API) has no submitted event yet.
         """
-        first = await self._redis(
-            partial(mark_submitted, self.redis, self.names, job.job_id), "marking submitted"
+
+        async def read() -> tuple[bool, Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(submitted_key(self.names, job.job_id), b"1", nx=True, ex=JOB_KEY_TTL_S)
+                queued = self.cancels.read_on(pipe)
+                replies = await pipe.execute()
+            return bool(replies[0]), replies[1] if queued else None
+
+        first, page = await self._redis(read, "marking submitted")
+        if first:
+            await self._record_submission(job)
+        pages = [page]  # a retried sync reads afresh
+        await self._redis(
+            lambda: self.cancels.sync(pages.pop() if pages else None), "reading cancels"
         )
-        if not first:
-            return False
+        return bool(first)
+
+    async def _record_submission(self, job: CollectBars) -> None:
         await self._emit(
             JobSubmitted,
             job,
@@ -211,7 +228,6 @@ class JobRunner:
             universe=job.universe,
             universe_run=job.universe_run,
         )
-        return True
 
     async def _collect(self, run: _Run, plan: Plan) -> None:
         job = run.job
@@ -366,16 +382,21 @@ class JobRunner:
 
     async def _check(self, run: _Run) -> None:
         """Raise the reason to stop now, if there is one (in order of precedence)."""
-        if run.held.lost:
-            raise ClaimLostError
-        if self.stopping.is_set():
-            raise HandBackError
+        self._stop_if_asked(run, None)
         await self._redis(self.cancels.sync, "reading cancels")
         reason = await self._redis(
             lambda: cancel_reason(self.redis, self.names, run.job.job_id), "reading cancel flag"
         )
-        if reason is not None:
-            raise JobCancelledError(reason)
+        self._stop_if_asked(run, reason)
+
+    def _stop_if_asked(self, run: _Run, cancelled: str | None) -> None:
+        """Raise the reason to stop now, given the cancel flag as read (in order of precedence)."""
+        if run.held.lost:
+            raise ClaimLostError
+        if self.stopping.is_set():
+            raise HandBackError
+        if cancelled is not None:
+            raise JobCancelledError(cancelled)
         if time.monotonic() >= run.deadline:
             raise JobTimeLimitError(run.limit_s)
 

@@ -22,23 +22,30 @@ upserted on their natural key, so that costs a request, never a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
 
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backfill_bus import Names
 from backfill_bus.event_log import JOB_KEY_TTL_S
 from backfill_contracts import ChunkSpec, CollectBars, JobMode, Outcome
 from backfill_readmodel.coverage import GapKind, RangeTooLargeError, Series, calendar_for, held
-from backfill_readmodel.coverage.store import Measured, chunk_windows, measure
+from backfill_readmodel.coverage.store import (
+    Measured,
+    anything_known,
+    chunk_windows,
+    known_params,
+    measure,
+)
 from backfill_readmodel.tables import jobs
 from backfill_worker.source import NamesSeries, Plan, SourceError
 
@@ -55,25 +62,50 @@ class StoredData:
         self.redis = redis
         self.names = names
 
-    async def narrowed(self, job: CollectBars, plan: Plan) -> Plan:
-        """`plan` with only the chunks to fetch, pinned for the job's later deliveries."""
+    def look_ahead(self, job: CollectBars, source: object) -> Ahead | None:
+        """Start asking whether a `full` job's whole plan stands (see _whole_plan_stands), for
+        a source that names the job's series without planning (see NamesSeries), so that the
+        question runs while the worker takes the job; pass the answer to `narrowed`.
+
+        A read only: an answer nobody uses (the job was cancelled, or is under way) is dropped.
+        """
+        if job.mode is not JobMode.FULL or job.force or self.engine is None:
+            return None
+        if not isinstance(source, NamesSeries) or (named := source.series_of(job)) is None:
+            return None
+        series = Series(job.source, named[0], job.bar_size, named[1])
+        task = asyncio.create_task(self._whole_plan_stands(job, series), name="stored-ahead")
+        task.add_done_callback(_drop_unread)
+        return Ahead(series, task)
+
+    async def _whole_plan_stands(self, job: CollectBars, series: Series) -> bool:
+        assert self.engine is not None
+        async with self.engine.connect() as conn:
+            # One statement: no transaction to begin and roll back, two round trips fewer.
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await _whole_plan_stands(conn, job, series)
+
+    async def narrowed(self, job: CollectBars, plan: Plan, ahead: Ahead | None = None) -> Plan:
+        """`plan` with only the chunks to fetch, pinned for the job's later deliveries.
+
+        `ahead`: from `look_ahead`, used when the plan is for the series it asked about.
+        """
         if job.mode is JobMode.FULL and (job.force or self.engine is None):
             return plan  # the whole plan: nothing to pin beyond what the source plans
         key = self.names.job_key(job.job_id, "plan")
-        pinned: Any = await self.redis.get(key)
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.get(key)
+            pipe.exists(self.names.job_key(job.job_id, "chunks_done"))
+            pinned, underway = await pipe.execute()
         if pinned is None:
             # Under way already, planned by a worker that pinned nothing (one without a
             # database, or an older version): its plan stands, so that it resumes as it was.
-            underway = await self.redis.exists(self.names.job_key(job.job_id, "chunks_done"))
-            if not underway and job.mode is JobMode.FULL:
-                # Redis lost the pin and the checkpoints (a restart without its last second
-                # of AOF): the read model still knows the job started, so its own chunks,
-                # stored by now, are not skipped as someone else's.
-                underway = await self._started_before(job.job_id)
-            chunks = plan.chunks if underway else await self._choose(job, plan)
+            chunks = plan.chunks if underway else await self._choose(job, plan, ahead)
             value = json.dumps([[int(c.start.timestamp()), int(c.end.timestamp())] for c in chunks])
-            await self.redis.set(key, value, nx=True, ex=JOB_KEY_TTL_S)
-            pinned = await self.redis.get(key)  # another delivery may have pinned first
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, value, nx=True, ex=JOB_KEY_TTL_S)
+                pipe.get(key)  # another delivery may have pinned first
+                _, pinned = await pipe.execute()
         windows = json.loads(pinned)
         kept = [
             ChunkSpec(index=i, start=_at(lo), end=_at(hi)) for i, (lo, hi) in enumerate(windows)
@@ -94,34 +126,27 @@ class StoredData:
             return None  # under way: it resumes its own plan
         instrument, price_type = named
         reading = await self._read(job, Series(job.source, instrument, job.bar_size, price_type))
-        if reading.wanted(job.force):
+        if reading is None or reading.wanted(job.force):
             return None
         await self.redis.set(key, "[]", nx=True, ex=JOB_KEY_TTL_S)
         if await self.redis.get(key) not in (b"[]", "[]"):
             return None  # another delivery pinned a plan first: follow it
         return Plan(price_type, [], None if instrument == job.symbol else instrument)
 
-    async def _started_before(self, job_id: str) -> bool:
-        if self.engine is None:
-            return False
-        try:
-            async with self.engine.connect() as conn:
-                started = await conn.scalar(
-                    select(jobs.c.started_at).where(jobs.c.job_id == job_id)
-                )
-        except SQLAlchemyError:
-            return False  # then the plan is chosen as for a new job (a request saved or not)
-        return started is not None
-
-    async def _choose(self, job: CollectBars, plan: Plan) -> list[ChunkSpec]:
+    async def _choose(self, job: CollectBars, plan: Plan, ahead: Ahead | None) -> list[ChunkSpec]:
         series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
+        asked = ahead is not None and ahead.series == series
         try:
-            reading = await self._read(job, series)
+            if asked and ahead is not None and await ahead.answer():
+                return plan.chunks
+            reading = await self._read(job, series, asked=asked)
         except SourceError as error:
             if job.mode is not JobMode.FULL:
                 raise
             # Skipping stored chunks saves requests; it is never worth failing a job over.
             log.warning("fetching every chunk of job %s: %s", job.job_id, error.message)
+            return plan.chunks
+        if reading is None:
             return plan.chunks
         if job.mode is JobMode.FULL:
             return [c for c in plan.chunks if not _stored(c, reading.answered, reading.measured)]
@@ -130,7 +155,13 @@ class StoredData:
         wanted = reading.wanted(job.force)
         return _cut_to(plan.chunks, wanted, reading.measured, reading.lo, reading.hi)
 
-    async def _read(self, job: CollectBars, series: Series) -> _Reading:
+    async def _read(self, job: CollectBars, series: Series, asked: bool = False) -> _Reading | None:
+        """What is stored for the series over the part of the job's range its mode covers.
+
+        None: a `full` job whose plan stands whole (see _whole_plan_stands), found in one
+        round trip, so the common case (a range nobody collected yet) costs one query.
+        `asked`: that question was answered already (no).
+        """
         if self.engine is None:
             raise SourceError(
                 Outcome.INVALID_REQUEST,
@@ -140,19 +171,20 @@ class StoredData:
         lo, hi = int(job.start.timestamp()), int(job.end.timestamp())
         try:
             async with self.engine.connect() as conn:
+                full = job.mode is JobMode.FULL
+                if full and not asked and await _whole_plan_stands(conn, job, series):
+                    return None
                 if job.mode is JobMode.TOP_UP:
                     last = (await held(conn, series)).last
                     if last is not None:
                         lo = max(lo, int(last.timestamp()) + 1)
                 if lo >= hi:
                     return _Reading(lo, hi, [], None)
-                answered = [
-                    (w.start, w.end)
-                    for w in await chunk_windows(conn, series, lo, hi)
-                    if w.kind in _ANSWERED
-                ]
+                windows = await chunk_windows(conn, series, lo, hi)
+                answered = [(w.start, w.end) for w in windows if w.kind in _ANSWERED]
                 try:
-                    measured = await measure(conn, series, calendar_for(job.source), lo, hi)
+                    calendar = calendar_for(job.source)
+                    measured = await measure(conn, series, calendar, lo, hi, windows)
                 except RangeTooLargeError as error:
                     if job.mode is not JobMode.FULL:
                         raise SourceError(Outcome.INVALID_REQUEST, str(error)) from error
@@ -162,6 +194,48 @@ class StoredData:
                 Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
             ) from error
         return _Reading(lo, hi, answered, measured)
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """Whether a full job's whole plan stands, asked ahead for a series (see look_ahead)."""
+
+    series: Series
+    task: asyncio.Task[bool]
+
+    async def answer(self) -> bool:
+        try:
+            return await self.task
+        except SQLAlchemyError as error:
+            raise SourceError(
+                Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
+            ) from error
+
+
+def _drop_unread(task: asyncio.Task[bool]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an unused look at what is stored failed", exc_info=task.exception())
+
+
+async def _whole_plan_stands(conn: AsyncConnection, job: CollectBars, series: Series) -> bool:
+    """Whether a `full` job fetches its whole plan, without measuring what is stored.
+
+    It does when the read model knows the job started already: Redis lost its pin and
+    checkpoints (a restart without its last second of AOF), and its own chunks, stored by now,
+    must not be skipped as someone else's. It does too when no bar and no job's chunk could
+    count toward its range: then no chunk of it is stored.
+    """
+    lo, hi = int(job.start.timestamp()), int(job.end.timestamp())
+    params = {"job_id": job.job_id, **known_params(series, lo, hi)}
+    started_before, known = (await conn.execute(_whole_plan_query(), params)).one()
+    return bool(started_before) or not known
+
+
+@cache
+def _whole_plan_query() -> Select[bool, bool]:
+    """Built once: building the statement cost more than PostgreSQL's answer to it."""
+    started = select(jobs.c.started_at).where(jobs.c.job_id == bindparam("job_id"))
+    return select(started.scalar_subquery().is_not(None), anything_known())
 
 
 @dataclass(frozen=True, slots=True)

@@ -360,7 +360,7 @@ class Worker:
             command.end.isoformat(),
             command.attempt,
         )
-        await self.heartbeat.set("busy", command.job_id)
+        self.heartbeat.announce("busy", command.job_id)
         self.metrics.busy.set(1)
         try:
             result = await self.runner.run(command, held)

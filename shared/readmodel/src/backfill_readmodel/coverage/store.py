@@ -11,9 +11,10 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backfill_contracts import BarSize
@@ -51,11 +52,16 @@ class Measured:
 
 
 def _of(series: Series) -> Any:
+    return _bars_of(series.source, series.symbol, series.bar_size.value, series.price_type)
+
+
+def _bars_of(source: Any, symbol: Any, bar_size: Any, price_type: Any) -> Any:
+    """The series' rows in `bars`; each argument a value or a bind parameter."""
     return and_(
-        bars.c.source == series.source,
-        bars.c.symbol == series.symbol,
-        bars.c.bar_size == series.bar_size.value,
-        bars.c.price_type == series.price_type,
+        bars.c.source == source,
+        bars.c.symbol == symbol,
+        bars.c.bar_size == bar_size,
+        bars.c.price_type == price_type,
     )
 
 
@@ -92,11 +98,17 @@ async def bar_times(conn: AsyncConnection, series: Series, lo: int, hi: int) -> 
     return [int(ts.timestamp()) for ts in (await conn.execute(query)).scalars()]
 
 
-async def chunk_windows(
-    conn: AsyncConnection, series: Series, lo: int, hi: int
-) -> list[ChunkWindow]:
-    """Every chunk of a job of this series overlapping [lo, hi), as what it says of its window."""
-    query = (
+def _chunks_over(series: Series, lo: int, hi: int) -> Select[Any]:
+    """Every chunk of a job of this series overlapping [lo, hi), with its job's status."""
+    of = (series.source, series.symbol, series.bar_size.value, series.price_type)
+    return _chunks_of(*of, _at(lo), _at(hi))
+
+
+def _chunks_of(
+    source: Any, symbol: Any, bar_size: Any, price_type: Any, lo: Any, hi: Any
+) -> Select[Any]:
+    """As _chunks_over; each argument a value or a bind parameter (lo, hi: datetimes)."""
+    return (
         select(
             job_chunks.c.start,
             job_chunks.c.end,
@@ -106,17 +118,50 @@ async def chunk_windows(
         )
         .join(jobs, jobs.c.job_id == job_chunks.c.job_id)
         .where(
-            jobs.c.source == series.source,
+            jobs.c.source == source,
             or_(
-                jobs.c.instrument == series.symbol,
-                and_(jobs.c.instrument.is_(None), jobs.c.symbol == series.symbol),
+                jobs.c.instrument == symbol,
+                and_(jobs.c.instrument.is_(None), jobs.c.symbol == symbol),
             ),
-            jobs.c.bar_size == series.bar_size.value,
-            jobs.c.price_type == series.price_type,
-            job_chunks.c.start < _at(hi),
-            job_chunks.c.end > _at(lo),
+            jobs.c.bar_size == bar_size,
+            jobs.c.price_type == price_type,
+            job_chunks.c.start < hi,
+            job_chunks.c.end > lo,
         )
     )
+
+
+_KNOWN = ("source", "symbol", "bar_size", "price_type", "lo", "hi", "near_lo", "near_hi")
+
+
+@cache
+def anything_known() -> ColumnElement[bool]:
+    """Whether any bar or any job's chunk could count toward a series over a range: bind it
+    with `known_params`. False means `measure` would find every slot missing, never requested.
+
+    An SQL expression rather than a query, so a caller asks it in the same round trip as its
+    other questions; built once, since building a statement costs more than running this one.
+    """
+    p: dict[str, BindParameter[Any]] = {name: bindparam(f"known_{name}") for name in _KNOWN}
+    of = (p["source"], p["symbol"], p["bar_size"], p["price_type"])
+    # The bars `measure` reads, with their half-day margin for coarse bars.
+    near = _bars_of(*of), bars.c.ts >= p["near_lo"], bars.c.ts < p["near_hi"]
+    chunks = _chunks_of(*of, p["lo"], p["hi"])
+    return or_(select(bars.c.ts).where(*near).exists(), chunks.exists())
+
+
+def known_params(series: Series, lo: int, hi: int) -> dict[str, Any]:
+    """The parameters of `anything_known` for the series over [lo, hi) (epoch seconds)."""
+    values = (series.source, series.symbol, series.bar_size.value, series.price_type)
+    times = (_at(lo), _at(hi), _at(lo - HALF_DAY), _at(hi + HALF_DAY))
+    return {f"known_{name}": value for name, value in zip(_KNOWN, values + times, strict=True)}
+
+
+async def chunk_windows(
+    conn: AsyncConnection, series: Series, lo: int, hi: int
+) -> list[ChunkWindow]:
+    """Every chunk of a job of this series overlapping [lo, hi), as what it says of its window."""
+    query = _chunks_over(series, lo, hi)
     windows = []
     for row in (await conn.execute(query)).mappings():
         start, end = int(row["start"].timestamp()), int(row["end"].timestamp())
@@ -131,13 +176,22 @@ async def chunk_windows(
 
 
 async def measure(
-    conn: AsyncConnection, series: Series, calendar: TradingCalendar, lo: int, hi: int
+    conn: AsyncConnection,
+    series: Series,
+    calendar: TradingCalendar,
+    lo: int,
+    hi: int,
+    chunks: list[ChunkWindow] | None = None,
 ) -> Measured:
-    """The series over [lo, hi) (epoch seconds, UTC) against `calendar`."""
+    """The series over [lo, hi) (epoch seconds, UTC) against `calendar`.
+
+    `chunks`: the series' `chunk_windows` over [lo, hi), when the caller has read them already.
+    """
     slots = await asyncio.to_thread(expected_slots, calendar, series.bar_size, lo, hi)
     # Coarse bars stamped at the exchange's midnight may sit up to half a day off their slot.
     times = await bar_times(conn, series, lo - HALF_DAY, hi + HALF_DAY)
-    chunks = await chunk_windows(conn, series, lo, hi)
+    if chunks is None:
+        chunks = await chunk_windows(conn, series, lo, hi)
     is_held = held_slots(slots, times)
     return Measured(slots, is_held, classify(slots, is_held, chunks))
 
