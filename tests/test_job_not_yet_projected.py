@@ -6,6 +6,9 @@ milliseconds in a running stack lasts as long as the test needs.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from backfill_bus import ensure_events_group, queued_key
 from tests.support.stack import Stack, running_stack
 
@@ -19,6 +22,18 @@ JOB = {
 }
 
 
+@contextlib.asynccontextmanager
+async def _projector_held(
+    redis_url: str, database_url: str, namespace: str
+) -> AsyncIterator[Stack]:
+    """The API and the log, no worker, and a projector that folds only when told to."""
+    async with running_stack(
+        redis_url, database_url, namespace, with_worker=False, with_projector=False
+    ) as stack:
+        await ensure_events_group(stack.redis, stack.names)
+        yield stack
+
+
 async def _fold_the_log(stack: Stack) -> int:
     """What the projector would do next: its first step reads its pending entries (none)."""
     return sum([await stack.projector.step() for _ in range(3)])
@@ -27,10 +42,7 @@ async def _fold_the_log(stack: Stack) -> int:
 async def test_a_job_not_yet_projected_reads_as_queued_as_it_will_once_projected(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
-    async with running_stack(
-        redis_url, database_url, namespace, with_worker=False, with_projector=False
-    ) as stack:
-        await ensure_events_group(stack.redis, stack.names)
+    async with _projector_held(redis_url, database_url, namespace) as stack:
         response = await stack.api.post(
             "/api/v1/jobs", json=JOB, headers={"X-Correlation-ID": "req-early-1"}
         )
@@ -57,10 +69,7 @@ async def test_a_job_not_yet_projected_reads_as_queued_as_it_will_once_projected
 async def test_a_job_not_yet_projected_can_be_cancelled_and_unknown_ids_still_404(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
-    async with running_stack(
-        redis_url, database_url, namespace, with_worker=False, with_projector=False
-    ) as stack:
-        await ensure_events_group(stack.redis, stack.names)
+    async with _projector_held(redis_url, database_url, namespace) as stack:
         job_id = await stack.submit(**JOB)
         cancelled = await stack.api.post(f"/api/v1/jobs/{job_id}/cancel")
         assert cancelled.status_code == 202, cancelled.text
