@@ -110,6 +110,10 @@ class SharedFetches:
         self.names = names
         self.source = source
         self.settings = settings or SharingSettings()
+        # Sent by digest (EVALSHA) once Redis knows them, as commands.py does: not per call.
+        self._ask = redis.register_script(_ASK)
+        self._renew_lease = redis.register_script(_RENEW)
+        self._release_lease = redis.register_script(_RELEASE)
 
     def _keys(self, identity: str) -> tuple[str, str]:
         return (
@@ -137,8 +141,8 @@ class SharedFetches:
         async with contextlib.AsyncExitStack() as wait:
             announced = False
             while True:
-                what, value = await self.redis.eval(
-                    _ASK, 2, result, lease, job_id, self.settings.lease_ms
+                what, value = await self._ask(
+                    keys=[result, lease], args=[job_id, self.settings.lease_ms]
                 )
                 if what == b"kept":
                     kept = self._decoded(value)
@@ -184,7 +188,7 @@ class SharedFetches:
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.set(result, kept.model_dump_json(), ex=self.settings.result_ttl_s)
-                pipe.eval(_RELEASE, 1, lease, job_id)
+                await self._release_lease(keys=[lease], args=[job_id], client=pipe)
                 await pipe.execute()
         except DISCONNECTS as error:  # followers take the lease over once it lapses
             log.warning("could not keep chunk for other jobs: %s", error)
@@ -195,10 +199,10 @@ class SharedFetches:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.redis.eval(_RENEW, 1, lease, job_id, self.settings.lease_ms)
+                await self._renew_lease(keys=[lease], args=[job_id, self.settings.lease_ms])
             except DISCONNECTS as error:  # a follower may take over: a request, not a loss
                 log.warning("could not renew a fetch lease: %s", error)
 
     async def _release(self, lease: str, job_id: str) -> None:
         with contextlib.suppress(*DISCONNECTS):  # unreleased, it lapses on its own
-            await self.redis.eval(_RELEASE, 1, lease, job_id)
+            await self._release_lease(keys=[lease], args=[job_id])
