@@ -66,6 +66,8 @@ jobs = Table(
     Index(None, "source", "submitted_at"),
     Index(None, "symbol", "submitted_at"),
     Index(None, "universe", "universe_run"),
+    # With the symbol index, what a series' earlier jobs covered (coverage.store): see 0007.
+    Index(None, "instrument"),
 )
 
 job_chunks = Table(
