@@ -6,11 +6,13 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
 from backfill_bus import signature_matches, write_console_webhook
 from backfill_bus.logs import ContextFilter
+from backfill_contracts import DATA_FIELD, JobFailed
 from tests.support.http_receiver import HttpReceiver
 from tests.support.stack import Stack, wait_until
 from tests.support.webhooks import notifier_idle, notifying_stack
@@ -146,3 +148,27 @@ async def test_a_notifier_error_is_logged_and_survived(
     await wait_until(lambda: webhook_events(stack, second), message="delivered after the error")
     hit = next(h for h in receiver.received if json.loads(h.body)["job_id"] == second)
     assert signature_matches(secret, hit.body, hit.headers["x-backfill-signature"])
+
+
+async def test_an_ending_is_found_however_its_producer_spaced_the_json(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    """The notifier skips events whose body names no ending type without parsing them; an
+    ending written by a producer that spaces its JSON (`"type": "job.failed"`) is still one."""
+    await write_console_webhook(stack.redis, stack.names, await receiver.start(), SECRET)
+    job_id = str(uuid4())
+    ending = JobFailed(
+        job_id=job_id, attempt=1, seq=2, producer="elsewhere", outcome="upstream_error",
+        message="gave up",
+    )  # fmt: skip
+    spaced = json.dumps(ending.model_dump(mode="json"), indent=2).encode()
+    assert b'"type": "job.failed"' in spaced
+    await stack.redis.xadd(stack.names.events, {DATA_FIELD: spaced})
+
+    async def posted() -> bool:
+        return bool(receiver.received)
+
+    await wait_until(posted, message="the ending posted")
+    (hit,) = receiver.received
+    body = json.loads(hit.body)
+    assert (body["job_id"], body["status"]) == (job_id, "failed")

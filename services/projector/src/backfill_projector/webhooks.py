@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 GROUP = "webhooks"
 Finished = JobSucceeded | JobFailed | JobCancelled
 _STATUS = {"job.succeeded": "succeeded", "job.failed": "failed", "job.cancelled": "cancelled"}
+# An ending's type as it appears in its JSON, quoted: an event without one of these anywhere in
+# its body is not an ending, and is acked unparsed (a chunk's bars are most of the log's bytes,
+# and validating them here cost the projector's process as much as folding them).
+_ENDING_TYPES = tuple(f'"{name}"'.encode() for name in _STATUS)
 # An entry another notifier took and has held this long belongs to a dead process.
 _ABANDONED_MS = 60_000
 # How long a delivery waits for the projection to show the job's end, for the payload.
@@ -342,8 +346,11 @@ def _wanted(subscriptions: list[WebhookSubscription], event: Finished) -> list[W
 
 
 def _finished_event(fields: dict[bytes, bytes]) -> Finished | None:
+    body = body_of(fields)
+    if not any(ending in body for ending in _ENDING_TYPES):
+        return None
     try:
-        event: AnyEvent = parse_event(body_of(fields))
+        event: AnyEvent = parse_event(body)
     except (ValidationError, ValueError):
         return None  # not ours to judge: the projector dead-letters what it cannot read
     if isinstance(event, JobSucceeded | JobFailed | JobCancelled):
