@@ -60,6 +60,14 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+# The leader's last step: keep the bars for the others, then drop its lease. One script, not a
+# MULTI holding _RELEASE: redis-py sends SCRIPT EXISTS before every pipeline that holds a
+# script, so that was two round trips per fetched chunk.
+_KEEP = """
+redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if redis.call('get', KEYS[2]) == ARGV[1] then redis.call('del', KEYS[2]) end
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,7 @@ class SharedFetches:
         self._ask = redis.register_script(_ASK)
         self._renew_lease = redis.register_script(_RENEW)
         self._release_lease = redis.register_script(_RELEASE)
+        self._keep = redis.register_script(_KEEP)
 
     def _keys(self, identity: str) -> tuple[str, str]:
         return (
@@ -186,10 +195,10 @@ class SharedFetches:
             exchange_tz=fetched.exchange_tz,
         )
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(result, kept.model_dump_json(), ex=self.settings.result_ttl_s)
-                await self._release_lease(keys=[lease], args=[job_id], client=pipe)
-                await pipe.execute()
+            await self._keep(
+                keys=[result, lease],
+                args=[job_id, kept.model_dump_json(), self.settings.result_ttl_s],
+            )
         except DISCONNECTS as error:  # followers take the lease over once it lapses
             log.warning("could not keep chunk for other jobs: %s", error)
         return fetched
