@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from backfill_bus import Names, body_of
-from backfill_bus.event_log import EventLog
+from backfill_bus.event_log import EventLog, Note
 from backfill_contracts import BarSize, JobEvent, JobSubmitted, JobSucceeded, parse_event
 
 
@@ -69,3 +69,26 @@ async def test_a_field_that_spells_the_seq_placeholder_still_logs_exactly(
     assert isinstance(event, JobSubmitted)
     assert event.options == options
     assert (await logged(redis, names))[-1] == event
+
+
+async def test_a_note_is_set_with_its_event_and_expires_with_the_jobs_keys(
+    redis: Redis, namespace: str
+) -> None:
+    """A worker's checkpoint rides on its chunk's event: both are on Redis, or neither."""
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    key = names.job_key("job-1", "chunks_done")
+    first = await log.emit(
+        JobSucceeded, job_id="job-1", attempt=1, chunks=1, bars=390, note=Note(key, "0:1:2", 390)
+    )
+    second = await log.emit(
+        JobSucceeded, job_id="job-1", attempt=1, chunks=2, bars=0, note=Note(key, "1:2:3", 0)
+    )
+
+    assert (first.seq, second.seq) == (1, 2)
+    assert await redis.hgetall(key) == {b"0:1:2": b"390", b"1:2:3": b"0"}
+    assert await redis.ttl(key) > 86400
+    assert [e.message_id for e in await logged(redis, names)] == [
+        first.message_id,
+        second.message_id,
+    ]

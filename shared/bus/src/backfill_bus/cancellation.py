@@ -31,7 +31,7 @@ async def request_cancel(
 ) -> CancelResult:
     """Cancel a job: at once if no worker has it yet, else between its chunks."""
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(names.job_key(job_id, "cancel"), reason.encode(), ex=JOB_KEY_TTL_S)
+        pipe.set(cancel_key(names, job_id), reason.encode(), ex=JOB_KEY_TTL_S)
         pipe.set(names.job_key(job_id, "owner"), CANCELLED_OWNER, nx=True, ex=JOB_KEY_TTL_S)
         pipe.get(names.job_key(job_id, "owner"))
         pipe.exists(names.job_key(job_id, "submitted"))
@@ -43,10 +43,19 @@ async def request_cancel(
     return "cancelled" if owner == CANCELLED_OWNER else "cancelling"
 
 
+def cancel_key(names: Names, job_id: str) -> str:
+    """The key holding the reason given when someone asked to cancel the job."""
+    return names.job_key(job_id, "cancel")
+
+
+def reason_of(value: bytes | str | None) -> str | None:
+    """The reason as read from `cancel_key` (None: nobody asked)."""
+    return None if value is None else text(value)
+
+
 async def cancel_reason(redis: Redis, names: Names, job_id: str) -> str | None:
     """The reason given if someone asked to cancel the job, else None."""
-    value = await redis.get(names.job_key(job_id, "cancel"))
-    return None if value is None else text(value)
+    return reason_of(await redis.get(cancel_key(names, job_id)))
 
 
 def submitted_key(names: Names, job_id: str) -> str:
@@ -95,7 +104,7 @@ async def take_ownership(
     keys = [
         names.job_key(job_id, "owner"),
         names.job_key(job_id, f"deadline:{attempt}"),
-        names.job_key(job_id, "cancel"),
+        cancel_key(names, job_id),
     ]
     args: list[bytes | int | str] = [
         worker_id.encode(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -24,6 +25,16 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 local id = redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3] .. seq .. ARGV[4])
 return {seq, id}
 """
+# The same, and a field of a hash set with it (a worker's checkpoint for the chunk the event
+# reports): the event and what it implies are on Redis together or not at all, in one round trip.
+_EMIT_NOTED = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local id = redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3] .. seq .. ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+return {seq, id}
+"""
 # A seq no job reaches, written into the body where the real one goes.
 _SEQ_PLACEHOLDER = 987_654_321_987_654
 _SEQ_TEXT = f'"seq":{_SEQ_PLACEHOLDER}'.encode()
@@ -35,6 +46,7 @@ class EventLog:
         self.names = names
         self.producer = producer
         self._emit = redis.register_script(_EMIT)
+        self._emit_noted = redis.register_script(_EMIT_NOTED)
 
     async def next_seq(self, job_id: str) -> int:
         """The job's next sequence number, shared by every producer of its events (API, workers)."""
@@ -48,8 +60,19 @@ class EventLog:
     async def append(self, message: Message) -> str:
         return text(await self.redis.xadd(self.names.events, encode(message)))
 
-    async def emit(self, event_type: type[E], *, job_id: str, attempt: int, **fields: Any) -> E:
-        """Build a job event with the next seq and this producer, append it, and return it."""
+    async def emit(
+        self,
+        event_type: type[E],
+        *,
+        job_id: str,
+        attempt: int,
+        note: Note | None = None,
+        **fields: Any,
+    ) -> E:
+        """Build a job event with the next seq and this producer, append it, and return it.
+
+        `note`: a hash field set in the same atomic step (expiring with the job's keys).
+        """
         event = event_type(
             job_id=job_id,
             attempt=attempt,
@@ -62,12 +85,29 @@ class EventLog:
         # declaration order, and JobEvent declares it), and quotes inside strings are escaped:
         # the first match is the envelope's, whatever a user's options hold.
         head, found, tail = body.partition(_SEQ_TEXT)
-        if not found:  # never expected; the two-round-trip way is still correct
+        if not found:  # never expected; the slower way is still correct
             event = event.model_copy(update={"seq": await self.next_seq(job_id)})
-            await self.append(event)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xadd(self.names.events, encode(event))
+                if note is not None:
+                    pipe.hset(note.key, note.field, note.value)
+                    pipe.expire(note.key, JOB_KEY_TTL_S)
+                await pipe.execute()
             return event
         keys = [self.names.job_key(job_id, "seq"), self.names.events]
-        reply: Any = await self._emit(
-            keys=keys, args=[JOB_KEY_TTL_S, DATA_FIELD, head + b'"seq":', tail]
-        )
+        args: list[Any] = [JOB_KEY_TTL_S, DATA_FIELD, head + b'"seq":', tail]
+        if note is None:
+            reply: Any = await self._emit(keys=keys, args=args)
+        else:
+            keys.append(note.key)
+            reply = await self._emit_noted(keys=keys, args=[*args, note.field, note.value])
         return event.model_copy(update={"seq": int(reply[0])})
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A field of a hash, set together with an event (see `EventLog.emit`)."""
+
+    key: str
+    field: str
+    value: str | int

@@ -51,11 +51,13 @@ class CancelScanner:
         pipe.xrange(self.stream, min=f"({self.position}", count=_PAGE)
         return True
 
-    async def sync(self, first_page: Any = None) -> None:
-        """Apply every cancel published since the last sync (`first_page`: see `read_on`)."""
+    async def sync(self, first_page: Any = None) -> int:
+        """Apply every cancel published since the last sync (`first_page`: see `read_on`);
+        returns how many were applied."""
         if self.position is None:
             await self.start()
         page: Any = first_page
+        applied = 0
         while True:
             if page is None:
                 page = await self.redis.xrange(self.stream, min=f"({self.position}", count=_PAGE)
@@ -63,17 +65,17 @@ class CancelScanner:
                 self.position = entry_id.decode()
                 body = command_body(fields)
                 if b"cancel_job" in body:  # cheap filter: most entries are jobs, not cancels
-                    await self._apply(body)
+                    applied += await self._apply(body)
             if len(page) < _PAGE:
-                return
+                return applied
             page = None
 
-    async def _apply(self, body: bytes) -> None:
+    async def _apply(self, body: bytes) -> int:
         try:
             command = parse_command(body)
         except ValidationError:
-            return  # the group consumer dead-letters it with the reason
-        if isinstance(command, CancelJob):
-            await request_cancel(
-                self.redis, self.names, self.events, command.job_id, command.reason
-            )
+            return 0  # the group consumer dead-letters it with the reason
+        if not isinstance(command, CancelJob):
+            return 0
+        await request_cancel(self.redis, self.names, self.events, command.job_id, command.reason)
+        return 1

@@ -7,7 +7,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from backfill_bus import Names
-from backfill_bus.event_log import JOB_KEY_TTL_S
+from backfill_bus.event_log import Note
 from backfill_contracts import ChunkSpec
 
 
@@ -27,8 +27,6 @@ class Checkpoints:
         counts = {key.decode(): int(value) for key, value in stored.items()}
         return {c.index: counts[_field(c)] for c in chunks if _field(c) in counts}
 
-    async def mark(self, chunk: ChunkSpec, bars: int) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key, _field(chunk), bars)
-            pipe.expire(self.key, JOB_KEY_TTL_S)
-            await pipe.execute()
+    def note(self, chunk: ChunkSpec, bars: int) -> Note:
+        """The chunk's checkpoint, set with its `chunk.collected` event (EventLog.emit's note)."""
+        return Note(self.key, _field(chunk), bars)

@@ -23,7 +23,15 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from backfill_bus import EventLog, Names, Taken, cancel_reason, submitted_key, take_ownership
+from backfill_bus import (
+    EventLog,
+    Names,
+    Taken,
+    cancel_key,
+    reason_of,
+    submitted_key,
+    take_ownership,
+)
 from backfill_bus.event_log import JOB_KEY_TTL_S
 from backfill_contracts import (
     ChunkCollected,
@@ -256,6 +264,7 @@ class JobRunner:
             await self._emit(
                 ChunkCollected,
                 job,
+                note=checkpoints.note(chunk, len(bars)),  # the checkpoint, with the event
                 chunk=chunk.index,
                 source=job.source,
                 symbol=plan.instrument or job.symbol,
@@ -266,7 +275,6 @@ class JobRunner:
                 exchange_tz=fetched.exchange_tz,
                 shared_from=shared.fetched_by,
             )
-            await self._redis(partial(checkpoints.mark, chunk, len(bars)), "checkpoint")
             bars_total += len(bars)
         await self._emit(JobSucceeded, job, chunks=len(plan.chunks), bars=bars_total)
 
@@ -381,13 +389,30 @@ class JobRunner:
             await self._check(run)
 
     async def _check(self, run: _Run) -> None:
-        """Raise the reason to stop now, if there is one (in order of precedence)."""
+        """Raise the reason to stop now, if there is one (in order of precedence).
+
+        The job's cancel flag and the cancels published since the last look are read in one
+        round trip; the flag again only when those cancels were applied (this job's among
+        them, maybe), so a cancel waiting on the stream still stops the job at this check.
+        """
         self._stop_if_asked(run, None)
-        await self._redis(self.cancels.sync, "reading cancels")
-        reason = await self._redis(
-            lambda: cancel_reason(self.redis, self.names, run.job.job_id), "reading cancel flag"
+        key = cancel_key(self.names, run.job.job_id)
+
+        async def read() -> tuple[Any, Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                queued = self.cancels.read_on(pipe)
+                replies = await pipe.execute()
+            return replies[0], replies[1] if queued else None
+
+        flag, page = await self._redis(read, "reading cancels")
+        pages = [page]  # a retried sync reads afresh
+        applied = await self._redis(
+            lambda: self.cancels.sync(pages.pop() if pages else None), "reading cancels"
         )
-        self._stop_if_asked(run, reason)
+        if applied:
+            flag = await self._redis(lambda: self.redis.get(key), "reading cancel flag")
+        self._stop_if_asked(run, reason_of(flag))
 
     def _stop_if_asked(self, run: _Run, cancelled: str | None) -> None:
         """Raise the reason to stop now, given the cancel flag as read (in order of precedence)."""
