@@ -28,6 +28,7 @@ class Heartbeat:
         info: Callable[[], dict[str, Any]] | None = None,
         on_beat: Callable[[], None] | None = None,
         healthy: Callable[[], bool] | None = None,
+        idle_after_s: float = 0.25,
     ) -> None:
         self.events = events
         self.worker_id = worker_id
@@ -38,18 +39,26 @@ class Heartbeat:
         # Timed beats are skipped while this says no: a worker that cannot take work must not
         # look alive. State changes (`set`) are still announced.
         self.healthy = healthy
+        self.idle_after_s = idle_after_s  # see idle_soon
         self.started_at: datetime = utc_now()
         self.state: WorkerState = "starting"
         self.current_job: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._announced: asyncio.Task[None] | None = None
+        # Each state change counts one up; an idle beat waiting (idle_soon) sends only if none
+        # came after it. Beats of state changes go out one at a time, in order, under the lock.
+        self._changes = 0
+        self._sending = asyncio.Lock()
+        self._idle: asyncio.Task[None] | None = None
 
     async def set(self, state: WorkerState, current_job: str | None = None) -> None:
+        self._changes += 1
         await self._settle()  # an announced beat goes out first: the log keeps their order
         self.state = state
         self.current_job = current_job
-        await self.beat()
+        async with self._sending:  # after an idle beat already under way
+            await self.beat()
 
     def announce(self, state: WorkerState, current_job: str | None = None) -> None:
         """`set` without waiting for Redis, for a job's start, which need not wait on its beat.
@@ -57,13 +66,34 @@ class Heartbeat:
         The next `set` sends after it. A beat that fails is logged, not raised: the timed beats
         and the next state change say the same again.
         """
+        self._changes += 1
         self.state = state
         self.current_job = current_job
         self._announced = asyncio.create_task(self._beat_quietly(), name="heartbeat-announce")
 
+    def idle_soon(self) -> None:
+        """Idle, said `idle_after_s` from now unless another state is set or announced first.
+
+        A worker that takes its next job at once (a queue of jobs) never says idle in between:
+        that was one more event on the log and in the projector per job, and a round trip
+        before the next job could start (issue #9's A2: 107-112 jobs/s with it, 123-128
+        without). A quarter second of "busy" too long is nothing to the console's reader.
+        """
+        self._changes += 1
+        self.state = "idle"
+        self.current_job = None
+        self._idle = asyncio.create_task(self._idle_later(self._changes), name="heartbeat-idle")
+
+    async def _idle_later(self, change: int) -> None:
+        await asyncio.sleep(self.idle_after_s)
+        await self._settle()
+        if change == self._changes:
+            await self._beat_quietly()
+
     async def _beat_quietly(self) -> None:
         try:
-            await self.beat()
+            async with self._sending:
+                await self.beat()
         except Exception:
             log.warning("heartbeat (%s) failed", self.state, exc_info=True)
 
@@ -102,6 +132,11 @@ class Heartbeat:
             await self._task
             self._task = None
         await self._settle()
+        if self._idle is not None and not self._sending.locked():
+            self._idle.cancel()  # still asleep (no command in flight): the next set says more
+        if self._idle is not None:
+            await asyncio.gather(self._idle, return_exceptions=True)
+            self._idle = None
 
     async def _loop(self) -> None:
         while not self._stop.is_set():

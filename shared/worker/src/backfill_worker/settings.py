@@ -20,6 +20,8 @@ def default_worker_id() -> str:
 class WorkerSettings(RedisSettings, LivenessSettings, MetricsSettings):
     worker_id: str = Field(default_factory=default_worker_id)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    # A worker done with a job says "idle" this much later, unless its next job starts first.
+    idle_heartbeat_delay_s: float = Field(default=0.25, ge=0)
     poll_interval_ms: int = Field(default=500, ge=10)
     max_chunk_tries: int = Field(default=5, ge=1)
     retry_base_delay_s: float = Field(default=1.0, ge=0)

@@ -75,6 +75,7 @@ class Worker:
             source.status if isinstance(source, ReportsStatus) else None,
             on_beat=self.liveness.beat,
             healthy=self.consuming,
+            idle_after_s=settings.idle_heartbeat_delay_s,
         )
         self.stopping = asyncio.Event()
         self.slot = asyncio.Lock()  # one job at a time per worker process
@@ -366,7 +367,10 @@ class Worker:
             result = await self.runner.run(command, held)
         finally:
             self.metrics.busy.set(0)
-            await self.heartbeat.set("stopping" if self.stopping.is_set() else "idle")
+            if self.stopping.is_set():
+                await self.heartbeat.set("stopping")
+            else:
+                self.heartbeat.idle_soon()  # said only if no next job starts at once
         log.info("job %s left this worker: %s", command.job_id, result.value)
         if result is RunResult.FINISHED:
             await self.claims.ack(entry_id)
