@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 from nicegui.testing import User
+from sqlalchemy import select
 
 from backfill_bus import encode
+from backfill_readmodel.tables import workers
 from services.ui.tests.console import IBKR_INFO, beat, eventually, log_in, texts
 from tests.support.stack import Stack, wait_until
 
@@ -30,6 +32,14 @@ async def test_workers_streams_and_dead_letters(user: User, stack: Stack) -> Non
         return int(await stack.redis.xlen(stack.names.dlq))
 
     await wait_until(dead_lettered, 20, "a dead letter")
+
+    async def sim_idle() -> bool:
+        # A worker says idle a moment after its last job (BACKFILL_IDLE_HEARTBEAT_DELAY_S).
+        async with stack.engine.connect() as conn:
+            states = await conn.scalars(select(workers.c.state).where(workers.c.source == "sim"))
+            return list(states) == ["idle"]
+
+    await wait_until(sim_idle, 20, "the sim worker projected idle")
 
     await log_in(user)
     await user.open("/monitoring")
