@@ -21,9 +21,12 @@ class Checkpoints:
         self.redis = redis
         self.key = names.job_key(job_id, "chunks_done")
 
-    async def done(self, chunks: list[ChunkSpec]) -> dict[int, int]:
-        """The collected chunks of this plan, with their bar counts."""
-        stored: Any = await self.redis.hgetall(self.key)
+    async def done(
+        self, chunks: list[ChunkSpec], read: dict[bytes, bytes] | None = None
+    ) -> dict[int, int]:
+        """The collected chunks of this plan, with their bar counts (`read`: the hash as read
+        already, by StoredData.narrowed)."""
+        stored: Any = await self.redis.hgetall(self.key) if read is None else read
         counts = {key.decode(): int(value) for key, value in stored.items()}
         return {c.index: counts[_field(c)] for c in chunks if _field(c) in counts}
 

@@ -162,13 +162,15 @@ class JobRunner:
             self._stop_if_asked(run, taken.cancel_reason)
             nothing = partial(self.stored.without_planning, job, self.source)
             plan_or_none = await self._watched(run, nothing, None, None)
+            checkpoints: dict[bytes, bytes] | None = None
             if plan_or_none is None:
                 plan = await self._watched(run, partial(self.source.plan, job), None, None)
-                narrowed = partial(self.stored.narrowed, job, plan, ahead)
-                plan = await self._watched(run, narrowed, None, None)
+                narrow = partial(self.stored.narrowed, job, plan, ahead)
+                narrowed = await self._watched(run, narrow, None, None)
+                plan, checkpoints = narrowed.plan, narrowed.checkpoints
             else:
                 plan = plan_or_none
-            await self._collect(run, plan)
+            await self._collect(run, plan, checkpoints)
         except SourceError as error:
             await self._emit(JobFailed, job, outcome=error.outcome, message=error.message)
         except JobCancelledError as cancelled:
@@ -237,10 +239,11 @@ class JobRunner:
             universe_run=job.universe_run,
         )
 
-    async def _collect(self, run: _Run, plan: Plan) -> None:
+    async def _collect(self, run: _Run, plan: Plan, read: dict[bytes, bytes] | None = None) -> None:
+        """Fetch the plan's chunks not done yet (`read`: the checkpoints, if read already)."""
         job = run.job
         checkpoints = Checkpoints(self.redis, self.names, job.job_id)
-        done = await self._redis(lambda: checkpoints.done(plan.chunks), "reading checkpoints")
+        done = await self._redis(lambda: checkpoints.done(plan.chunks, read), "reading checkpoints")
         await self._emit(
             JobStarted,
             job,

@@ -85,18 +85,19 @@ class StoredData:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await _whole_plan_stands(conn, job, series)
 
-    async def narrowed(self, job: CollectBars, plan: Plan, ahead: Ahead | None = None) -> Plan:
+    async def narrowed(self, job: CollectBars, plan: Plan, ahead: Ahead | None = None) -> Narrowed:
         """`plan` with only the chunks to fetch, pinned for the job's later deliveries.
 
         `ahead`: from `look_ahead`, used when the plan is for the series it asked about.
         """
         if job.mode is JobMode.FULL and (job.force or self.engine is None):
-            return plan  # the whole plan: nothing to pin beyond what the source plans
+            return Narrowed(plan)  # the whole plan: nothing to pin beyond what the source plans
         key = self.names.job_key(job.job_id, "plan")
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             pipe.get(key)
-            pipe.exists(self.names.job_key(job.job_id, "chunks_done"))
-            pinned, underway = await pipe.execute()
+            pipe.hgetall(self.names.job_key(job.job_id, "chunks_done"))  # see Narrowed
+            pinned, checkpoints = await pipe.execute()
+        underway = bool(checkpoints)
         if pinned is None:
             # Under way already, planned by a worker that pinned nothing (one without a
             # database, or an older version): its plan stands, so that it resumes as it was.
@@ -110,7 +111,8 @@ class StoredData:
         kept = [
             ChunkSpec(index=i, start=_at(lo), end=_at(hi)) for i, (lo, hi) in enumerate(windows)
         ]
-        return replace(plan, chunks=kept, skipped=max(0, len(plan.chunks) - len(kept)))
+        narrowed = replace(plan, chunks=kept, skipped=max(0, len(plan.chunks) - len(kept)))
+        return Narrowed(narrowed, checkpoints)
 
     async def without_planning(self, job: CollectBars, source: object) -> Plan | None:
         """An empty plan, pinned, when a fill_gaps or top_up job has nothing to fetch and its
@@ -194,6 +196,18 @@ class StoredData:
                 Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
             ) from error
         return _Reading(lo, hi, answered, measured)
+
+
+@dataclass(frozen=True, slots=True)
+class Narrowed:
+    """A narrowed plan, and the job's checkpoints as read with its pin (None: not read).
+
+    The job is this worker's by then (taken), so nothing marks a checkpoint in between: the
+    runner resumes from these without reading them again, one round trip fewer per job.
+    """
+
+    plan: Plan
+    checkpoints: dict[bytes, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
