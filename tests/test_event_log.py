@@ -6,10 +6,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from backfill_bus import Names, body_of
-from backfill_bus.event_log import EventLog, Note
+from backfill_bus.event_log import Ack, Draft, EventLog, Note
 from backfill_contracts import BarSize, JobEvent, JobSubmitted, JobSucceeded, parse_event
 
 
@@ -92,3 +93,56 @@ async def test_a_note_is_set_with_its_event_and_expires_with_the_jobs_keys(
         first.message_id,
         second.message_id,
     ]
+
+
+async def test_events_their_notes_and_the_commands_ack_go_out_together(
+    redis: Redis, namespace: str
+) -> None:
+    """A job's last chunk, its success and the ack of its command: one step, in this order."""
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    stream, group = names.command_stream("sim"), names.command_group("sim")
+    await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    added: Any = await redis.xadd(stream, {"data": b"{}"})
+    entry_id = added.decode()
+    await redis.xreadgroup(group, "worker", {stream: ">"}, count=1)
+    key = names.job_key("job-1", "chunks_done")
+    await log.emit(JobSucceeded, job_id="job-1", attempt=1, chunks=0, bars=0)  # seq 1
+
+    events = await log.emit_all(
+        "job-1",
+        1,
+        [
+            Draft(JobSucceeded, {"chunks": 1, "bars": 390}, Note(key, "0:1:2", 390)),
+            Draft(JobSucceeded, {"chunks": 2, "bars": 0}),
+            Draft(JobSucceeded, {"chunks": 3, "bars": 0}, Note(key, "2:3:4", 7)),
+        ],
+        Ack(stream, group, entry_id),
+    )
+
+    assert [e.seq for e in events] == [2, 3, 4]
+    assert [e.chunks for e in events if isinstance(e, JobSucceeded)] == [1, 2, 3]
+    assert (await logged(redis, names))[-3:] == events
+    assert await redis.hgetall(key) == {b"0:1:2": b"390", b"2:3:4": b"7"}
+    pending: Any = await redis.xpending(stream, group)
+    assert pending["pending"] == 0
+
+
+async def test_without_an_ack_the_command_stays_pending(redis: Redis, namespace: str) -> None:
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    stream, group = names.command_stream("sim"), names.command_group("sim")
+    await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    await redis.xadd(stream, {"data": b"{}"})
+    await redis.xreadgroup(group, "worker", {stream: ">"}, count=1)
+
+    (event,) = await log.emit_all("job-1", 1, [Draft(JobSucceeded, {"chunks": 1, "bars": 1})])
+
+    assert event.seq == 1
+    pending: Any = await redis.xpending(stream, group)
+    assert pending["pending"] == 1
+
+
+def test_a_note_needs_a_field() -> None:
+    with pytest.raises(ValueError, match="field"):
+        Note("key", "", 1)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 
@@ -16,24 +17,35 @@ E = TypeVar("E", bound=JobEvent)
 # Per-job keys outlive any job (jobs are limited to hours) but do not pile up forever.
 JOB_KEY_TTL_S = 30 * 86400
 
-# One round trip per event instead of two (INCR, then XADD), and the log's order is the seq
-# order even when two producers emit for one job at once. The body comes in two halves around
-# its seq, which only Redis knows: JSON is spliced, never re-encoded, so floats stay exact.
+# Events appended in one atomic round trip, each with the job's next seq: INCR then XADD per event
+# would be two, and the log's order is the seq order even when two producers emit for one job
+# at once. A body comes in two halves around its seq, which only Redis knows: JSON is spliced,
+# never re-encoded, so floats stay exact. With an event, optionally, a field of a hash (a worker's
+# checkpoint for the chunk the event reports); after them, optionally, the XACK of the command
+# entry they end: what the events imply is on Redis with them or not at all.
+# KEYS: seq, events, one hash per noted event, the acked stream if any.
+# ARGV: ttl, data field, event count, 4 per event (head, tail, note field or '', note value),
+#       then the ack's group and entry id ('' for none).
 _EMIT = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-local id = redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3] .. seq .. ARGV[4])
-return {seq, id}
-"""
-# The same, and a field of a hash set with it (a worker's checkpoint for the chunk the event
-# reports): the event and what it implies are on Redis together or not at all, in one round trip.
-_EMIT_NOTED = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-local id = redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3] .. seq .. ARGV[4])
-redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
-redis.call('EXPIRE', KEYS[3], ARGV[1])
-return {seq, id}
+local ttl, field, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local seqs, hash = {}, 3
+for i = 0, count - 1 do
+  local at = 4 + 4 * i
+  local seq = redis.call('INCR', KEYS[1])
+  redis.call('XADD', KEYS[2], '*', field, ARGV[at] .. seq .. ARGV[at + 1])
+  seqs[#seqs + 1] = seq
+  if ARGV[at + 2] ~= '' then
+    redis.call('HSET', KEYS[hash], ARGV[at + 2], ARGV[at + 3])
+    redis.call('EXPIRE', KEYS[hash], ttl)
+    hash = hash + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+local ack = 4 + 4 * count
+if ARGV[ack] ~= '' then
+  redis.call('XACK', KEYS[hash], ARGV[ack], ARGV[ack + 1])
+end
+return seqs
 """
 # A seq no job reaches, written into the body where the real one goes.
 _SEQ_PLACEHOLDER = 987_654_321_987_654
@@ -46,7 +58,6 @@ class EventLog:
         self.names = names
         self.producer = producer
         self._emit = redis.register_script(_EMIT)
-        self._emit_noted = redis.register_script(_EMIT_NOTED)
 
     async def next_seq(self, job_id: str) -> int:
         """The job's next sequence number, shared by every producer of its events (API, workers)."""
@@ -73,35 +84,63 @@ class EventLog:
 
         `note`: a hash field set in the same atomic step (expiring with the job's keys).
         """
-        event = event_type(
-            job_id=job_id,
-            attempt=attempt,
-            seq=_SEQ_PLACEHOLDER,
-            producer=self.producer,
-            **fields,
-        )
-        body = event.model_dump_json().encode()
-        # The envelope's seq is serialized before any field of the event's own (pydantic keeps
-        # declaration order, and JobEvent declares it), and quotes inside strings are escaped:
-        # the first match is the envelope's, whatever a user's options hold.
-        head, found, tail = body.partition(_SEQ_TEXT)
-        if not found:  # never expected; the slower way is still correct
-            event = event.model_copy(update={"seq": await self.next_seq(job_id)})
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(self.names.events, encode(event))
-                if note is not None:
-                    pipe.hset(note.key, note.field, note.value)
-                    pipe.expire(note.key, JOB_KEY_TTL_S)
-                await pipe.execute()
-            return event
+        (event,) = await self.emit_all(job_id, attempt, [Draft(event_type, fields, note)])
+        return cast(E, event)
+
+    async def emit_all(
+        self, job_id: str, attempt: int, drafts: Sequence[Draft], ack: Ack | None = None
+    ) -> list[JobEvent]:
+        """Append the drafts' events, in order, with their notes and then `ack`, atomically in
+        one round trip; returns the events as logged (seq included)."""
+        events = [
+            draft.event_type(
+                job_id=job_id,
+                attempt=attempt,
+                seq=_SEQ_PLACEHOLDER,
+                producer=self.producer,
+                **draft.fields,
+            )
+            for draft in drafts
+        ]
+        halves = []
+        for event in events:
+            body = event.model_dump_json().encode()
+            # The envelope's seq is serialized before any field of the event's own (pydantic
+            # keeps declaration order, and JobEvent declares it), and quotes inside strings are
+            # escaped: the first match is the envelope's, whatever a user's options hold.
+            head, found, tail = body.partition(_SEQ_TEXT)
+            if not found:  # never expected; the slower way is still correct
+                return await self._emit_slowly(job_id, events, drafts, ack)
+            halves.append((head + b'"seq":', tail))
         keys = [self.names.job_key(job_id, "seq"), self.names.events]
-        args: list[Any] = [JOB_KEY_TTL_S, DATA_FIELD, head + b'"seq":', tail]
-        if note is None:
-            reply: Any = await self._emit(keys=keys, args=args)
+        args: list[Any] = [JOB_KEY_TTL_S, DATA_FIELD, len(events)]
+        for (head, tail), draft in zip(halves, drafts, strict=True):
+            note = draft.note
+            args += [head, tail, "", ""] if note is None else [head, tail, note.field, note.value]
+            if note is not None:
+                keys.append(note.key)
+        if ack is None:
+            args += ["", ""]
         else:
-            keys.append(note.key)
-            reply = await self._emit_noted(keys=keys, args=[*args, note.field, note.value])
-        return event.model_copy(update={"seq": int(reply[0])})
+            keys.append(ack.stream)
+            args += [ack.group, ack.entry_id]
+        seqs: Any = await self._emit(keys=keys, args=args)
+        return [e.model_copy(update={"seq": int(s)}) for e, s in zip(events, seqs, strict=True)]
+
+    async def _emit_slowly(
+        self, job_id: str, events: list[JobEvent], drafts: Sequence[Draft], ack: Ack | None
+    ) -> list[JobEvent]:
+        sequenced = [e.model_copy(update={"seq": await self.next_seq(job_id)}) for e in events]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for event, draft in zip(sequenced, drafts, strict=True):
+                pipe.xadd(self.names.events, encode(event))
+                if draft.note is not None:
+                    pipe.hset(draft.note.key, draft.note.field, draft.note.value)
+                    pipe.expire(draft.note.key, JOB_KEY_TTL_S)
+            if ack is not None:
+                pipe.xack(ack.stream, ack.group, ack.entry_id)
+            await pipe.execute()
+        return sequenced
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,5 +148,27 @@ class Note:
     """A field of a hash, set together with an event (see `EventLog.emit`)."""
 
     key: str
-    field: str
+    field: str  # never empty
     value: str | int
+
+    def __post_init__(self) -> None:
+        if not self.field:
+            raise ValueError("a note's field must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An event for `EventLog.emit_all`: its type and fields, less those the log fills in."""
+
+    event_type: type[JobEvent]
+    fields: dict[str, Any]
+    note: Note | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A command entry acked together with the events that end its job."""
+
+    stream: str
+    group: str
+    entry_id: str

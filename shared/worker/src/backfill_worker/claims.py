@@ -18,6 +18,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from backfill_bus.event_log import Ack
+
 log = logging.getLogger(__name__)
 
 # Returns the entry's delivery count, -1 if it is no longer pending, -2 if another consumer has it.
@@ -58,6 +60,10 @@ class ClaimKeeper:
             _TOUCH, 1, self.stream, self.group, entry_id, self.consumer, idle_ms
         )
         return int(result)
+
+    def ack_along(self, entry_id: str) -> Ack:
+        """The entry's ack, for the script that logs its job's end (see EventLog.emit_all)."""
+        return Ack(self.stream, self.group, entry_id)
 
     def hold(self, entry_id: str) -> Held:
         return self.held.setdefault(entry_id, Held(entry_id))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 
@@ -32,7 +32,7 @@ from backfill_bus import (
     submitted_key,
     take_ownership,
 )
-from backfill_bus.event_log import JOB_KEY_TTL_S
+from backfill_bus.event_log import JOB_KEY_TTL_S, Ack, Draft
 from backfill_contracts import (
     ChunkCollected,
     ChunkFailed,
@@ -81,6 +81,7 @@ _ENDINGS: dict[type[JobEvent], str] = {
 
 class RunResult(Enum):
     FINISHED = "finished"
+    ACKED = "acked"  # finished, and its command acked with the terminal event
     HANDED_BACK = "handed_back"
     LOST = "lost"
 
@@ -100,6 +101,10 @@ class _Run:
     held: Held
     limit_s: float
     deadline: float  # time.monotonic() past which the job fails as a timeout
+    ack: Ack | None = None  # the job's command, acked with its success
+    # The cancel state was read since the last chunk began (or since the take, which read it):
+    # the next chunk needs no read of its own.
+    cancels_fresh: bool = True
 
     @property
     def attempt(self) -> int:
@@ -135,7 +140,8 @@ class JobRunner:
         self.stored = stored or StoredData(None, redis, names)
         self.sharing = sharing or SharedFetches(redis, names, source.name)
 
-    async def run(self, job: CollectBars, held: Held) -> RunResult:
+    async def run(self, job: CollectBars, held: Held, ack: Ack | None = None) -> RunResult:
+        """Run the job; `ack`: its command entry, acked in the same step as its success."""
         # The read model's answer for planning, asked while the job is taken, which needs Redis.
         ahead = self.stored.look_ahead(job, self.source)
         recorded_now = await self._open(job)
@@ -156,7 +162,7 @@ class JobRunner:
                 reason = taken.cancel_reason or "cancelled by request"
                 await self._emit(JobCancelled, job, reason=reason)
             return RunResult.FINISHED
-        run = self._start_clock(job, held, limit, taken.deadline)
+        run = self._start_clock(job, held, limit, taken.deadline, ack)
         try:
             # The cancel flag as it stood when the job was taken: no need to read it again.
             self._stop_if_asked(run, taken.cancel_reason)
@@ -170,7 +176,8 @@ class JobRunner:
                 plan, checkpoints = narrowed.plan, narrowed.checkpoints
             else:
                 plan = plan_or_none
-            await self._collect(run, plan, checkpoints)
+            if await self._collect(run, plan, checkpoints):
+                return RunResult.ACKED
         except SourceError as error:
             await self._emit(JobFailed, job, outcome=error.outcome, message=error.message)
         except JobCancelledError as cancelled:
@@ -186,11 +193,11 @@ class JobRunner:
         return RunResult.FINISHED
 
     def _start_clock(
-        self, job: CollectBars, held: Held, limit: float, deadline: float | None
+        self, job: CollectBars, held: Held, limit: float, deadline: float | None, ack: Ack | None
     ) -> _Run:
         """The time limit runs from the attempt's first start, across reclaims and handbacks."""
         remaining = limit if deadline is None else deadline - time.time()
-        return _Run(job, held, limit, time.monotonic() + remaining)
+        return _Run(job, held, limit, time.monotonic() + remaining, ack)
 
     async def _open(self, job: CollectBars) -> bool:
         """Record the job's submission if it is unknown, then apply the cancels published since
@@ -239,8 +246,12 @@ class JobRunner:
             universe_run=job.universe_run,
         )
 
-    async def _collect(self, run: _Run, plan: Plan, read: dict[bytes, bytes] | None = None) -> None:
-        """Fetch the plan's chunks not done yet (`read`: the checkpoints, if read already)."""
+    async def _collect(self, run: _Run, plan: Plan, read: dict[bytes, bytes] | None = None) -> bool:
+        """Fetch the plan's chunks not done yet (`read`: the checkpoints, if read already).
+
+        True: the job succeeded, and its command was acked with that (see `run`). The last
+        chunk's event goes out with the success, in one round trip.
+        """
         job = run.job
         checkpoints = Checkpoints(self.redis, self.names, job.job_id)
         done = await self._redis(lambda: checkpoints.done(plan.chunks, read), "reading checkpoints")
@@ -255,31 +266,42 @@ class JobRunner:
             skipped_chunks=plan.skipped,
         )
         bars_total = sum(done.values())
-        for chunk in plan.chunks:
-            if chunk.index in done:
-                continue
-            await self._check(run)
+        to_fetch = [chunk for chunk in plan.chunks if chunk.index not in done]
+        collected: list[Draft] = []
+        for chunk in to_fetch:
+            if collected:
+                await self._emit_all(job, collected)
+            if run.cancels_fresh:
+                self._stop_if_asked(run, None)
+            else:
+                await self._check(run)
+            run.cancels_fresh = False
             shared = await self._fetch_with_retries(run, chunk, fetch_identity(job, plan, chunk))
             if shared is None:
-                return  # the job failed; its terminal event is on the log
+                return False  # the job failed; its terminal event is on the log
             fetched = shared.fetched
             bars = fetched.bars
-            await self._emit(
-                ChunkCollected,
-                job,
-                note=checkpoints.note(chunk, len(bars)),  # the checkpoint, with the event
-                chunk=chunk.index,
-                source=job.source,
-                symbol=plan.instrument or job.symbol,
-                bar_size=job.bar_size,
-                price_type=plan.price_type,
-                bars=bars,
-                actions=fetched.actions,
-                exchange_tz=fetched.exchange_tz,
-                shared_from=shared.fetched_by,
-            )
+            collected = [
+                Draft(
+                    ChunkCollected,
+                    {
+                        "chunk": chunk.index,
+                        "source": job.source,
+                        "symbol": plan.instrument or job.symbol,
+                        "bar_size": job.bar_size,
+                        "price_type": plan.price_type,
+                        "bars": bars,
+                        "actions": fetched.actions,
+                        "exchange_tz": fetched.exchange_tz,
+                        "shared_from": shared.fetched_by,
+                    },
+                    note=checkpoints.note(chunk, len(bars)),  # the checkpoint, with the event
+                )
+            ]
             bars_total += len(bars)
-        await self._emit(JobSucceeded, job, chunks=len(plan.chunks), bars=bars_total)
+        success = Draft(JobSucceeded, {"chunks": len(plan.chunks), "bars": bars_total})
+        await self._emit_all(job, [*collected, success], run.ack)
+        return run.ack is not None
 
     async def _fetch_with_retries(
         self, run: _Run, chunk: ChunkSpec, identity: str
@@ -409,6 +431,7 @@ class JobRunner:
             return replies[0], replies[1] if queued else None
 
         flag, page = await self._redis(read, "reading cancels")
+        run.cancels_fresh = True
         pages = [page]  # a retried sync reads afresh
         applied = await self._redis(
             lambda: self.cancels.sync(pages.pop() if pages else None), "reading cancels"
@@ -429,17 +452,23 @@ class JobRunner:
             raise JobTimeLimitError(run.limit_s)
 
     async def _emit(self, event_type: type[E], job: CollectBars, **fields: Any) -> E:
-        async def emit() -> E:
-            return await self.events.emit(
-                event_type, job_id=job.job_id, attempt=job.attempt, **fields
-            )
+        (event,) = await self._emit_all(job, [Draft(event_type, fields)])
+        return cast(E, event)
 
-        event = await retry_on_disconnect(emit, f"emitting {event_type.__name__}")
-        if event_type is JobStarted:
-            self.metrics.jobs_started.inc()
-        elif (status := _ENDINGS.get(event_type)) is not None:
-            self.metrics.job_finished(status)
-        return event
+    async def _emit_all(
+        self, job: CollectBars, drafts: list[Draft], ack: Ack | None = None
+    ) -> list[JobEvent]:
+        async def emit() -> list[JobEvent]:
+            return await self.events.emit_all(job.job_id, job.attempt, drafts, ack)
+
+        what = " and ".join(draft.event_type.__name__ for draft in drafts)
+        events = await retry_on_disconnect(emit, f"emitting {what}")
+        for draft in drafts:
+            if draft.event_type is JobStarted:
+                self.metrics.jobs_started.inc()
+            elif (status := _ENDINGS.get(draft.event_type)) is not None:
+                self.metrics.job_finished(status)
+        return events
 
     async def _redis(self, operation: Any, what: str) -> Any:
         return await retry_on_disconnect(operation, what)

@@ -6,7 +6,8 @@ is started, since they are older, and by a timer while the worker is idle. Every
 one slot, so a worker runs one job at a time.
 
 Ack policy: MANUAL, stated explicitly. An entry is acked only after the job's terminal event is
-on the log (or after an unusable entry was dead-lettered). A job handed back on shutdown, or
+on the log, or with it in one atomic step when the job succeeded (or after an unusable entry was
+dead-lettered). A job handed back on shutdown, or
 whose entry another worker took over, is not acked: its entry stays pending for the next worker.
 """
 
@@ -364,7 +365,7 @@ class Worker:
         self.heartbeat.announce("busy", command.job_id)
         self.metrics.busy.set(1)
         try:
-            result = await self.runner.run(command, held)
+            result = await self.runner.run(command, held, self.claims.ack_along(entry_id))
         finally:
             self.metrics.busy.set(0)
             if self.stopping.is_set():
@@ -372,7 +373,9 @@ class Worker:
             else:
                 self.heartbeat.idle_soon()  # said only if no next job starts at once
         log.info("job %s left this worker: %s", command.job_id, result.value)
-        if result is RunResult.FINISHED:
+        if result is RunResult.ACKED:
+            self.claims.release(entry_id)
+        elif result is RunResult.FINISHED:
             await self.claims.ack(entry_id)
         elif result is RunResult.HANDED_BACK:
             await self.claims.hand_back(entry_id)
