@@ -93,26 +93,44 @@ class StoredData:
         if job.mode is JobMode.FULL and (job.force or self.engine is None):
             return Narrowed(plan)  # the whole plan: nothing to pin beyond what the source plans
         key = self.names.job_key(job.job_id, "plan")
+        done_key = self.names.job_key(job.job_id, "chunks_done")  # see Narrowed
+        if await self._stands_whole(job, plan, ahead):
+            # The common case, a range nobody collected: whatever a pin or checkpoints say, the
+            # plan to pin is the whole plan, so pinning it needs no look first. One round trip.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, _pin_of(plan.chunks), nx=True, ex=JOB_KEY_TTL_S)
+                pipe.get(key)  # another delivery may have pinned first
+                pipe.hgetall(done_key)
+                _, pinned, checkpoints = await pipe.execute()
+            return Narrowed(_narrowed_to(plan, pinned), checkpoints)
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             pipe.get(key)
-            pipe.hgetall(self.names.job_key(job.job_id, "chunks_done"))  # see Narrowed
+            pipe.hgetall(done_key)
             pinned, checkpoints = await pipe.execute()
         underway = bool(checkpoints)
         if pinned is None:
             # Under way already, planned by a worker that pinned nothing (one without a
             # database, or an older version): its plan stands, so that it resumes as it was.
             chunks = plan.chunks if underway else await self._choose(job, plan, ahead)
-            value = json.dumps([[int(c.start.timestamp()), int(c.end.timestamp())] for c in chunks])
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, value, nx=True, ex=JOB_KEY_TTL_S)
+                pipe.set(key, _pin_of(chunks), nx=True, ex=JOB_KEY_TTL_S)
                 pipe.get(key)  # another delivery may have pinned first
                 _, pinned = await pipe.execute()
-        windows = json.loads(pinned)
-        kept = [
-            ChunkSpec(index=i, start=_at(lo), end=_at(hi)) for i, (lo, hi) in enumerate(windows)
-        ]
-        narrowed = replace(plan, chunks=kept, skipped=max(0, len(plan.chunks) - len(kept)))
-        return Narrowed(narrowed, checkpoints)
+        return Narrowed(_narrowed_to(plan, pinned), checkpoints)
+
+    async def _stands_whole(self, job: CollectBars, plan: Plan, ahead: Ahead | None) -> bool:
+        """Whether the look-ahead found that this full job's whole plan stands (see look_ahead).
+
+        A look that failed counts as yes: skipping stored chunks saves requests, and is never
+        worth failing a job over.
+        """
+        if job.mode is not JobMode.FULL or ahead is None or not ahead.asked_about(job, plan):
+            return False
+        try:
+            return await ahead.answer()
+        except SourceError as error:
+            log.warning("fetching every chunk of job %s: %s", job.job_id, error.message)
+            return True
 
     async def without_planning(self, job: CollectBars, source: object) -> Plan | None:
         """An empty plan, pinned, when a fill_gaps or top_up job has nothing to fetch and its
@@ -136,7 +154,7 @@ class StoredData:
         return Plan(price_type, [], None if instrument == job.symbol else instrument)
 
     async def _choose(self, job: CollectBars, plan: Plan, ahead: Ahead | None) -> list[ChunkSpec]:
-        series = Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
+        series = _series_of(job, plan)
         asked = ahead is not None and ahead.series == series
         try:
             if asked and ahead is not None and await ahead.answer():
@@ -217,6 +235,9 @@ class Ahead:
     series: Series
     task: asyncio.Task[bool]
 
+    def asked_about(self, job: CollectBars, plan: Plan) -> bool:
+        return self.series == _series_of(job, plan)
+
     async def answer(self) -> bool:
         try:
             return await self.task
@@ -224,6 +245,21 @@ class Ahead:
             raise SourceError(
                 Outcome.INTERNAL_ERROR, f"cannot read what is stored already: {error}"
             ) from error
+
+
+def _series_of(job: CollectBars, plan: Plan) -> Series:
+    return Series(job.source, plan.instrument or job.symbol, job.bar_size, plan.price_type)
+
+
+def _pin_of(chunks: list[ChunkSpec]) -> str:
+    return json.dumps([[int(c.start.timestamp()), int(c.end.timestamp())] for c in chunks])
+
+
+def _narrowed_to(plan: Plan, pinned: bytes | str) -> Plan:
+    """The plan cut down to the pinned chunk windows."""
+    windows = json.loads(pinned)
+    kept = [ChunkSpec(index=i, start=_at(lo), end=_at(hi)) for i, (lo, hi) in enumerate(windows)]
+    return replace(plan, chunks=kept, skipped=max(0, len(plan.chunks) - len(kept)))
 
 
 def _drop_unread(task: asyncio.Task[bool]) -> None:
