@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from redis.asyncio import Redis
 
 from backfill_bus import EventLog, Names, Taken, request_cancel, take_ownership
+from backfill_bus.cancellation import PageAfter
 from tests.support.stack import running_stack, wait_until
 
 JOB = {"source": "sim", "symbol": "AAPL", "bar_size": "1m", "start": "2024-01-01"}
@@ -100,3 +102,27 @@ async def test_taking_a_job_is_one_atomic_step_that_keeps_its_first_deadline(
     queued = await take_ownership(redis, names, "job-b", "w1", attempt=1, deadline=1000.0)
     assert queued == Taken(owned=False, deadline=None, cancel_reason="not now")
     assert await redis.get(names.job_key("job-b", "deadline:1")) is None
+
+
+async def test_the_take_can_mark_the_job_submitted_and_read_new_commands_with_it(
+    redis: Redis, namespace: str
+) -> None:
+    """A worker's take: one round trip that also records a job nobody recorded, and reads the
+    commands published since the worker's last look (for their cancels)."""
+    names = Names(namespace)
+    stream = names.command_stream("sim")
+    seen: Any = await redis.xadd(stream, {"data": b"seen"})
+    fresh = await redis.xadd(stream, {"data": b"cancel_job"})
+    read = PageAfter(stream, seen.decode(), 10)
+
+    first = await take_ownership(
+        redis, names, "job-c", "w1", attempt=1, deadline=10.0, mark_submitted=True, read=read
+    )
+    again = await take_ownership(
+        redis, names, "job-c", "w2", attempt=1, deadline=20.0, mark_submitted=True
+    )
+
+    assert (first.owned, first.marked, first.deadline) == (True, True, 10.0)
+    assert first.page == [(fresh, {b"data": b"cancel_job"})]
+    assert await redis.get(names.job_key("job-c", "submitted")) == b"1"
+    assert (again.owned, again.marked, again.page) == (True, False, None)

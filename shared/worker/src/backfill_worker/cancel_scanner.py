@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from backfill_bus import EventLog, Names, request_cancel
+from backfill_bus.cancellation import PageAfter
 from backfill_contracts import CancelJob, parse_command
 from backfill_worker.envelope import command_body
 
@@ -40,6 +41,13 @@ class CancelScanner:
                 self.position = last.decode() if isinstance(last, bytes) else str(last)
                 return
         self.position = "0-0"
+
+    def page_to_read(self) -> PageAfter | None:
+        """A sync's first read, for a round trip it shares (take_ownership's); pass the page it
+        read to `sync`. None before the first sync, which must find its position first."""
+        if self.position is None:
+            return None
+        return PageAfter(self.stream, self.position, _PAGE)
 
     def read_on(self, pipe: Pipeline) -> bool:
         """Queue a sync's first read on `pipe`, to share its round trip; pass its reply to `sync`.

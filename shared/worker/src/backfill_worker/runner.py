@@ -29,10 +29,9 @@ from backfill_bus import (
     Taken,
     cancel_key,
     reason_of,
-    submitted_key,
     take_ownership,
 )
-from backfill_bus.event_log import JOB_KEY_TTL_S, Ack, Draft
+from backfill_bus.event_log import Ack, Draft
 from backfill_contracts import (
     ChunkCollected,
     ChunkFailed,
@@ -144,28 +143,22 @@ class JobRunner:
         """Run the job; `ack`: its command entry, acked in the same step as its success."""
         # The read model's answer for planning, asked while the job is taken, which needs Redis.
         ahead = self.stored.look_ahead(job, self.source)
-        recorded_now = await self._open(job)
         limit = job.time_limit_s or self.limits.job_time_limit_s
-        take = partial(
-            take_ownership,
-            self.redis,
-            self.names,
-            job.job_id,
-            self.worker_id,
-            attempt=job.attempt,
-            deadline=time.time() + limit,
-        )
-        taken: Taken = await self._redis(take, "taking the job")
+        taken = await self._take(job, limit)
+        recorded_now = taken.marked
+        if recorded_now:
+            await self._record_submission(job)
+        cancel_reason = await self._sync_cancels(job, taken)
         if not taken.owned:
             log.info("job %s was cancelled while queued; not starting it", job.job_id)
             if recorded_now:  # its canceller could not say so before the job was on the log
-                reason = taken.cancel_reason or "cancelled by request"
+                reason = cancel_reason or "cancelled by request"
                 await self._emit(JobCancelled, job, reason=reason)
             return RunResult.FINISHED
         run = self._start_clock(job, held, limit, taken.deadline, ack)
         try:
-            # The cancel flag as it stood when the job was taken: no need to read it again.
-            self._stop_if_asked(run, taken.cancel_reason)
+            # The cancel state as read with the take: no need to read it again.
+            self._stop_if_asked(run, cancel_reason)
             nothing = partial(self.stored.without_planning, job, self.source)
             plan_or_none = await self._watched(run, nothing, None, None)
             checkpoints: dict[bytes, bytes] | None = None
@@ -199,28 +192,39 @@ class JobRunner:
         remaining = limit if deadline is None else deadline - time.time()
         return _Run(job, held, limit, time.monotonic() + remaining, ack)
 
-    async def _open(self, job: CollectBars) -> bool:
-        """Record the job's submission if it is unknown, then apply the cancels published since
-        the last look, both read in one round trip. Returns True when this call recorded it.
+    async def _take(self, job: CollectBars, limit: float) -> Taken:
+        """Take the job, in one round trip: mark it submitted if it is unknown (a command
+        published straight onto the stream has no submitted event yet; `marked` then says to
+        record it), take ownership and the attempt's clock, and read the commands published
+        since the cancel scanner's last look."""
+        take = partial(
+            take_ownership,
+            self.redis,
+            self.names,
+            job.job_id,
+            self.worker_id,
+            attempt=job.attempt,
+            deadline=time.time() + limit,
+            mark_submitted=True,
+            read=self.cancels.page_to_read(),
+        )
+        taken: Taken = await self._redis(take, "taking the job")
+        return taken
 
-        A command published straight onto the stream (no API) has no submitted event yet.
-        """
-
-        async def read() -> tuple[bool, Any]:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(submitted_key(self.names, job.job_id), b"1", nx=True, ex=JOB_KEY_TTL_S)
-                queued = self.cancels.read_on(pipe)
-                replies = await pipe.execute()
-            return bool(replies[0]), replies[1] if queued else None
-
-        first, page = await self._redis(read, "marking submitted")
-        if first:
-            await self._record_submission(job)
-        pages = [page]  # a retried sync reads afresh
-        await self._redis(
+    async def _sync_cancels(self, job: CollectBars, taken: Taken) -> str | None:
+        """Apply the cancels published since the last look (read with the take); returns why
+        the job is to be cancelled, if it is: the flag read with the take, or read again when
+        those cancels were applied (this job's among them, maybe)."""
+        pages = [taken.page]  # a retried sync reads afresh
+        applied = await self._redis(
             lambda: self.cancels.sync(pages.pop() if pages else None), "reading cancels"
         )
-        return bool(first)
+        if not applied:
+            return taken.cancel_reason
+        flag = await self._redis(
+            lambda: self.redis.get(cancel_key(self.names, job.job_id)), "reading cancel flag"
+        )
+        return reason_of(flag)
 
     async def _record_submission(self, job: CollectBars) -> None:
         await self._emit(

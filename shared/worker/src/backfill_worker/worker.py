@@ -22,7 +22,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
-from faststream.redis.annotations import RedisStreamMessage
+from faststream.redis.message import RedisStreamMessage
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
@@ -65,7 +65,12 @@ class Worker:
         self.source = source
         self.names = Names(settings.redis_namespace)
         self.redis: Redis = Redis.from_url(settings.redis_url)
-        self.engine = create_engine(settings.database_url) if settings.database_url else None
+        self.engine = None
+        if settings.database_url:
+            # The worker only reads, a statement at a time (READ COMMITTED gave each its own
+            # snapshot anyway): no BEGIN and ROLLBACK around them, and the pool's pre-ping is
+            # one round trip instead of three.
+            self.engine = create_engine(settings.database_url, isolation_level="AUTOCOMMIT")
         self.events = EventLog(self.redis, self.names, producer=settings.worker_id)
         self.liveness = Liveness(settings.liveness_file)
         self.heartbeat = Heartbeat(
@@ -231,19 +236,25 @@ class Worker:
             elif now - lost_since >= grace:
                 return
 
-    async def handle(self, msg: RedisStreamMessage) -> None:
+    async def handle(self) -> None:
+        """FastStream's handler: the message comes from its context, not from a parameter
+        (`msg: RedisStreamMessage`), which fast_depends resolves in a worker thread: measured,
+        that thread hop was half of a delivery's time (0.91 ms p50 -> 0.44-0.51 ms)."""
+        msg: RedisStreamMessage = self.broker.context.get_local("message")
         raw: Any = msg.raw_message
         entry_id = raw["message_ids"][0]
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        await self.process(entry_id, raw["data"])
+        await self.process(entry_id, raw["data"], read_at=time.monotonic())
 
-    async def process(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        """Handle one delivered entry (read or claimed) under the worker's single job slot."""
+    async def process(
+        self, entry_id: str, fields: dict[bytes, bytes], read_at: float | None = None
+    ) -> None:
+        """Handle one entry this worker read (at `read_at`, monotonic) under its single job slot."""
         held = self.claims.hold(entry_id)  # kept fresh even while waiting for the slot
         try:
             async with self.slot:
                 await self._take_over_abandoned()  # older work first
-                await self._process(entry_id, fields, held)
+                await self._process(entry_id, fields, held, read_at)
         finally:
             self.claims.release(entry_id)
 
@@ -276,10 +287,17 @@ class Worker:
             finally:
                 self.claims.release(entry[0])
 
-    async def _process(self, entry_id: str, fields: dict[bytes, bytes], held: Held) -> None:
-        deliveries = await retry_on_disconnect(
-            lambda: self.claims.touch(entry_id), "checking the claim"
-        )
+    async def _process(
+        self, entry_id: str, fields: dict[bytes, bytes], held: Held, read_at: float | None = None
+    ) -> None:
+        if read_at is not None and time.monotonic() - read_at < self.settings.claim_idle_ms / 2000:
+            # Read from the group a moment ago, so first delivered, and still ours: another
+            # worker claims an entry only once it idled `claim_idle_ms`. A round trip saved.
+            deliveries = 1
+        else:
+            deliveries = await retry_on_disconnect(
+                lambda: self.claims.touch(entry_id), "checking the claim"
+            )
         if deliveries < 0 or held.lost:
             log.info("entry %s is no longer ours; leaving it", entry_id)
             return
