@@ -72,3 +72,26 @@ async def test_writing_the_same_blocks_again_changes_nothing(engine: AsyncEngine
 
     assert before == [("AAPL", at(0), 1.0, None), ("AAPL", at(1), 5.0, None)]
     assert await stored(engine) == before
+
+
+async def test_a_block_over_stored_bars_updates_them_and_a_block_between_them_inserts(
+    engine: AsyncEngine,
+) -> None:
+    """A block is a plain INSERT on PostgreSQL only while its series holds no bar between its
+    first and last time: one reaching over a stored bar is upserted, in another transaction too."""
+    async with engine.begin() as conn:
+        await store.write_bars(conn, [block([T0 + 60, T0 + 300], [1.0, 5.0])])
+
+    async with engine.begin() as conn:
+        await store.write_bars(conn, [block([T0 + 120, T0 + 180], [2.0, 3.0])])  # in between
+    async with engine.begin() as conn:
+        await store.write_bars(conn, [block([T0, T0 + 60, T0 + 240], [0.5, 1.5, 4.0])])
+
+    assert await stored(engine) == [
+        ("AAPL", at(0), 0.5, None),
+        ("AAPL", at(1), 1.5, None),
+        ("AAPL", at(2), 2.0, None),
+        ("AAPL", at(3), 3.0, None),
+        ("AAPL", at(4), 4.0, None),
+        ("AAPL", at(5), 5.0, None),
+    ]

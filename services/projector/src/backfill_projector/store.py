@@ -137,26 +137,48 @@ def _block_params(block: BarBlock) -> tuple[Any, ...]:
         b.close,
         b.volume,
         b.adj_close,  # None pads the column with NULLs in a multi-argument unnest
+        min(b.ts, default=0),
+        max(b.ts, default=0),
     )
 
 
 _VALUES = ("open", "high", "low", "close", "volume", "adj_close")
-_UPSERT_BLOCK = f"""
-INSERT INTO bars (source, symbol, bar_size, price_type, ts, {", ".join(_VALUES)})
+_COLUMNS = f"source, symbol, bar_size, price_type, ts, {', '.join(_VALUES)}"
+# DISTINCT ON keeps a block's last bar for a time it repeats: one statement may not insert a key
+# twice.
+_BLOCK_ROWS = f"""
 SELECT DISTINCT ON (b.ts)
     $1, $2, $3, $4, to_timestamp(b.ts), {", ".join("b." + v for v in _VALUES)}
 FROM unnest(
     $5::bigint[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[],
     $11::float8[]
-) WITH ORDINALITY AS b(ts, {", ".join(_VALUES)}, n)
+) WITH ORDINALITY AS b(ts, {", ".join(_VALUES)}, n)"""
+# A block whose series holds no bar between its first and last time (a range collected for the
+# first time: the usual case) is a plain INSERT; otherwise an upsert, whose WHERE makes a
+# replayed chunk rewrite nothing (no dead tuples, no WAL). ON CONFLICT's speculative insertion
+# cost PostgreSQL half again a plain INSERT's time (2.64 vs 1.74 ms per 390-bar block, 500k-row
+# table). Safe because the projector is the only writer of bars, and one at a time (the
+# position's row lock): nothing inserts into the range between the look and the INSERT.
+_UPSERT_BLOCK = f"""
+WITH present AS (
+    SELECT EXISTS (
+        SELECT 1 FROM bars
+        WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4
+            AND ts BETWEEN to_timestamp($12) AND to_timestamp($13)
+    ) AS stored
+), fresh AS (
+    INSERT INTO bars ({_COLUMNS}){_BLOCK_ROWS}
+    WHERE NOT (SELECT stored FROM present)
+    ORDER BY b.ts, b.n DESC
+)
+INSERT INTO bars ({_COLUMNS}){_BLOCK_ROWS}
+WHERE (SELECT stored FROM present)
 ORDER BY b.ts, b.n DESC
 ON CONFLICT (source, symbol, bar_size, price_type, ts) DO UPDATE SET
     {", ".join(f"{v} = EXCLUDED.{v}" for v in _VALUES)}
 WHERE ({", ".join("bars." + v for v in _VALUES)})
     IS DISTINCT FROM ({", ".join("EXCLUDED." + v for v in _VALUES)})
 """
-# DISTINCT ON keeps a block's last bar for a time it repeats: one statement may not upsert a
-# key twice. The WHERE makes a replayed chunk rewrite nothing (no dead tuples, no WAL).
 
 
 @functools.cache
