@@ -102,15 +102,15 @@ class SimSource:
             )
         if _bars_at_most(job.bar_size, chunk) <= _INLINE_BARS:
             return sim_bars(job.symbol, job.bar_size, chunk.start, chunk.end)
-        # In a thread: a day of 1s bars takes ~80 ms to build, long enough to stall heartbeats.
+        # In a thread: long enough to build to stall heartbeats (see _INLINE_BARS).
         return await asyncio.to_thread(sim_bars, job.symbol, job.bar_size, chunk.start, chunk.end)
 
 
 # An intraday chunk of at most this many bar slots is built on the event loop: a day of 1m bars
-# (1,440 slots, 390 bars in session) takes ~1.3 ms, and the hop to a thread and back added a
-# quarter of that, plus wake-ups of the loop (issue #9's A3 profile). Days of 5s and 1s bars (up
-# to ~80 ms) and coarse blocks (30 years of daily bars: ~100 ms) still go to a thread.
-_INLINE_BARS = 1440
+# takes ~0.2 ms, a day of 5s bars (17,280 slots) ~1.3 ms, and the hop to a thread and back cost
+# more than the first (issue #9's A3 profile). Days of 1s bars (~8 ms) and coarse blocks (30
+# years of daily bars: ~100 ms) still go to a thread, not to stall heartbeats.
+_INLINE_BARS = 17_280
 
 
 def _bars_at_most(bar_size: BarSize, chunk: ChunkSpec) -> float:
