@@ -390,7 +390,9 @@ class Worker:
                 await self.heartbeat.set("stopping")
             else:
                 self.heartbeat.idle_soon()  # said only if no next job starts at once
-        log.info("job %s left this worker: %s", command.job_id, result.value)
+        # Acked with its success is finished too: the log says so, as operators read it.
+        said = RunResult.FINISHED if result is RunResult.ACKED else result
+        log.info("job %s left this worker: %s", command.job_id, said.value)
         if result is RunResult.ACKED:
             self.claims.release(entry_id)
         elif result is RunResult.FINISHED:
