@@ -215,16 +215,19 @@ class JobRunner:
         """Apply the cancels published since the last look (read with the take); returns why
         the job is to be cancelled, if it is: the flag read with the take, or read again when
         those cancels were applied (this job's among them, maybe)."""
-        pages = [taken.page]  # a retried sync reads afresh
+        return await self._applied_cancels(job.job_id, taken.page, taken.cancel_reason)
+
+    async def _applied_cancels(self, job_id: str, page: Any, reason: str | None) -> str | None:
+        """Apply the cancels on `page` (and after it); the job's cancel reason: `reason` as read
+        with the page, or read again when cancels were applied (this job's among them, maybe)."""
+        pages = [page]  # a retried sync reads afresh
         applied = await self._redis(
             lambda: self.cancels.sync(pages.pop() if pages else None), "reading cancels"
         )
         if not applied:
-            return taken.cancel_reason
-        flag = await self._redis(
-            lambda: self.redis.get(cancel_key(self.names, job.job_id)), "reading cancel flag"
-        )
-        return reason_of(flag)
+            return reason
+        key = cancel_key(self.names, job_id)
+        return reason_of(await self._redis(lambda: self.redis.get(key), "reading cancel flag"))
 
     async def _record_submission(self, job: CollectBars) -> None:
         await self._emit(
@@ -436,13 +439,7 @@ class JobRunner:
 
         flag, page = await self._redis(read, "reading cancels")
         run.cancels_fresh = True
-        pages = [page]  # a retried sync reads afresh
-        applied = await self._redis(
-            lambda: self.cancels.sync(pages.pop() if pages else None), "reading cancels"
-        )
-        if applied:
-            flag = await self._redis(lambda: self.redis.get(key), "reading cancel flag")
-        self._stop_if_asked(run, reason_of(flag))
+        self._stop_if_asked(run, await self._applied_cancels(run.job.job_id, page, reason_of(flag)))
 
     def _stop_if_asked(self, run: _Run, cancelled: str | None) -> None:
         """Raise the reason to stop now, given the cancel flag as read (in order of precedence)."""

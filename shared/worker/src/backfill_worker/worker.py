@@ -7,8 +7,8 @@ one slot, so a worker runs one job at a time.
 
 Ack policy: MANUAL, stated explicitly. An entry is acked only after the job's terminal event is
 on the log, or with it in one atomic step when the job succeeded (or after an unusable entry was
-dead-lettered). A job handed back on shutdown, or
-whose entry another worker took over, is not acked: its entry stays pending for the next worker.
+dead-lettered). A job handed back on shutdown, or whose entry another worker took over, is not
+acked: its entry stays pending for the next worker.
 """
 
 from __future__ import annotations
