@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from backfill_bus import Names, body_of
-from backfill_bus.event_log import Ack, Draft, EventLog, Note
+from backfill_bus.event_log import Ack, Draft, EventLog, Note, Pointer
 from backfill_contracts import BarSize, JobEvent, JobSubmitted, JobSucceeded, parse_event
 
 
@@ -141,6 +141,84 @@ async def test_without_an_ack_the_command_stays_pending(redis: Redis, namespace:
     assert event.seq == 1
     pending: Any = await redis.xpending(stream, group)
     assert pending["pending"] == 1
+
+
+async def test_a_pointer_names_its_events_entry_and_drops_the_lease_its_holder_holds(
+    redis: Redis, namespace: str
+) -> None:
+    """Fetch sharing's pointers go out with the events, after a note and an ack."""
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    stream, group = names.command_stream("sim"), names.command_group("sim")
+    await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    added: Any = await redis.xadd(stream, {"data": b"{}"})
+    await redis.xreadgroup(group, "worker", {stream: ">"}, count=1)
+    note = Note(names.job_key("job-1", "chunks_done"), "0:1:2", 390)
+    mine, theirs = f"{namespace}lease:mine", f"{namespace}lease:theirs"
+    await redis.set(mine, "job-1")
+    await redis.set(theirs, "job-9")  # taken over by another job: not ours to drop
+
+    await log.emit_all(
+        "job-1",
+        1,
+        [
+            Draft(
+                JobSucceeded,
+                {"chunks": 1, "bars": 1},
+                note,
+                Pointer(f"{namespace}p:a", 60, mine, "job-1"),
+            ),
+            Draft(JobSucceeded, {"chunks": 2, "bars": 2}),
+            Draft(
+                JobSucceeded,
+                {"chunks": 3, "bars": 3},
+                None,
+                Pointer(f"{namespace}p:b", 5, theirs, "job-1"),
+            ),
+        ],
+        Ack(stream, group, added.decode()),
+    )
+
+    entries: Any = await redis.xrange(names.events)
+    first, _, third = (entry_id for entry_id, _ in entries[-3:])
+    assert await redis.get(f"{namespace}p:a") == first
+    assert await redis.get(f"{namespace}p:b") == third
+    assert 55 < await redis.ttl(f"{namespace}p:a") <= 60
+    assert 0 < await redis.ttl(f"{namespace}p:b") <= 5
+    assert await redis.exists(mine) == 0
+    assert await redis.get(theirs) == b"job-9"
+    assert await redis.hgetall(note.key) == {b"0:1:2": b"390"}
+    pending: Any = await redis.xpending(stream, group)
+    assert pending["pending"] == 0
+    await redis.delete(f"{namespace}p:a", f"{namespace}p:b", theirs)
+
+
+async def test_the_slow_path_sets_pointers_too(
+    redis: Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the spliced seq (never expected) events still go out, and so do pointers."""
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    monkeypatch.setattr("backfill_bus.event_log._SEQ_TEXT", b"not in any body")
+
+    events = await log.emit_all(
+        "job-1",
+        1,
+        [
+            Draft(JobSucceeded, {"chunks": 1, "bars": 1}),
+            Draft(
+                JobSucceeded,
+                {"chunks": 2, "bars": 2},
+                None,
+                Pointer(f"{namespace}p:c", 60, "l", "job-1"),
+            ),
+        ],
+    )
+
+    assert [e.seq for e in events] == [1, 2]
+    entries: Any = await redis.xrange(names.events)
+    assert await redis.get(f"{namespace}p:c") == entries[-1][0]
+    await redis.delete(f"{namespace}p:c")
 
 
 def test_a_note_needs_a_field() -> None:

@@ -13,10 +13,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from backfill_bus import Names
-from backfill_contracts import BarBatch, CollectBars, Outcome
+from backfill_bus.event_log import Draft, EventLog
+from backfill_contracts import BarBatch, ChunkCollected, CollectBars, Outcome
 from backfill_sim import SimSource
 from backfill_worker import FetchRequest, SourceError
-from backfill_worker.sharing import SharedFetches, SharingSettings, fetch_identity
+from backfill_worker.sharing import Shared, SharedFetches, SharingSettings, fetch_identity
 from backfill_worker.source import Fetched
 from tests.support.stack import Stack, running_stack
 
@@ -189,3 +190,83 @@ async def test_a_job_fetches_alone_when_redis_is_unreachable() -> None:
         await unreachable.aclose()
     assert shared.fetched.bars == bars
     assert shared.fetched_by is None
+
+
+async def _led_and_logged(redis: Redis, names: Names, bars: BarBatch) -> Shared:
+    """Job "leader" fetches the chunk and logs it, as the runner does: its event carries the
+    pointer."""
+    sharing = SharedFetches(redis, names, "sim")
+
+    async def own() -> Fetched:
+        return Fetched(bars, exchange_tz="America/New_York")
+
+    led = await sharing.fetch("identity", "leader", own)
+    assert led.fetched_by is None
+    assert led.pointer is not None
+    fields = {
+        "chunk": 0,
+        "source": "sim",
+        "symbol": "PTR",
+        "bar_size": "1m",
+        "price_type": "trades",
+        "bars": bars,
+        "exchange_tz": "America/New_York",
+    }
+    log = EventLog(redis, names, "worker")
+    await log.emit_all("leader", 1, [Draft(ChunkCollected, fields, pointer=led.pointer)])
+    return led
+
+
+async def test_a_follower_reads_the_leaders_bars_from_its_event(
+    redis: Redis, namespace: str
+) -> None:
+    names = Names(namespace)
+    bars = BarBatch(
+        ts=[1_700_000_000, 1_700_000_060],
+        open=[1, 2],
+        high=[1, 2],
+        low=[1, 2],
+        close=[1, 2],
+        volume=[10, 20],
+    )
+    led = await _led_and_logged(redis, names, bars)
+    assert led.pointer is not None
+    assert await redis.exists(led.pointer.lease) == 0  # dropped with the event
+
+    async def never() -> Fetched:
+        raise AssertionError("the follower fetched although the leader's bars were logged")
+
+    shared = await SharedFetches(redis, names, "sim").fetch("identity", "follower", never)
+
+    assert shared.fetched_by == "leader"
+    assert shared.fetched.bars == bars
+    assert shared.fetched.exchange_tz == "America/New_York"
+    assert shared.pointer is None  # a follower's event points nowhere
+
+
+async def test_a_pointer_to_a_trimmed_entry_or_an_old_kept_copy_means_fetching_again(
+    redis: Redis, namespace: str
+) -> None:
+    names = Names(namespace)
+    bars = BarBatch(ts=[1_700_000_000], open=[1], high=[1], low=[1], close=[1], volume=[1])
+    led = await _led_and_logged(redis, names, bars)
+    assert led.pointer is not None
+    fetched: list[str] = []
+
+    async def own() -> Fetched:
+        fetched.append("again")
+        return Fetched(bars)
+
+    await redis.delete(names.events)  # the entry trimmed away
+    shared = await SharedFetches(redis, names, "sim").fetch("identity", "late", own)
+    assert shared.fetched_by is None
+    assert fetched == ["again"]
+    assert shared.pointer is not None
+    assert shared.pointer.holder == "late"
+
+    # What an older version kept: the bars themselves, not an entry id.
+    await redis.set(led.pointer.key, b'{"job_id": "old", "bars": {}}')
+    await redis.delete(led.pointer.lease)
+    shared = await SharedFetches(redis, names, "sim").fetch("identity", "later", own)
+    assert shared.fetched_by is None
+    assert fetched == ["again", "again"]

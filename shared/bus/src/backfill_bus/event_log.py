@@ -22,28 +22,39 @@ JOB_KEY_TTL_S = 30 * 86400
 # at once. A body comes in two halves around its seq, which only Redis knows: JSON is spliced,
 # never re-encoded, so floats stay exact. With an event, optionally, a field of a hash (a worker's
 # checkpoint for the chunk the event reports); after them, optionally, the XACK of the command
-# entry they end: what the events imply is on Redis with them or not at all.
-# KEYS: seq, events, one hash per noted event, the acked stream if any.
+# entry they end, and pointers: a key set to an event's entry id, with a lease dropped if its
+# holder still holds it (a fetch other jobs may read from the log: worker sharing.py). What the
+# events imply is on Redis with them or not at all.
+# KEYS: seq, events, one hash per noted event, the acked stream if any, then per pointer its
+#       key and its lease.
 # ARGV: ttl, data field, event count, 4 per event (head, tail, note field or '', note value),
-#       then the ack's group and entry id ('' for none).
+#       the ack's group and entry id ('' for none), the pointer count, then 3 per pointer
+#       (the event's index from 1, ttl, lease holder).
 _EMIT = """
 local ttl, field, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local seqs, hash = {}, 3
+local seqs, ids, key = {}, {}, 3
 for i = 0, count - 1 do
   local at = 4 + 4 * i
   local seq = redis.call('INCR', KEYS[1])
-  redis.call('XADD', KEYS[2], '*', field, ARGV[at] .. seq .. ARGV[at + 1])
+  ids[#ids + 1] = redis.call('XADD', KEYS[2], '*', field, ARGV[at] .. seq .. ARGV[at + 1])
   seqs[#seqs + 1] = seq
   if ARGV[at + 2] ~= '' then
-    redis.call('HSET', KEYS[hash], ARGV[at + 2], ARGV[at + 3])
-    redis.call('EXPIRE', KEYS[hash], ttl)
-    hash = hash + 1
+    redis.call('HSET', KEYS[key], ARGV[at + 2], ARGV[at + 3])
+    redis.call('EXPIRE', KEYS[key], ttl)
+    key = key + 1
   end
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 local ack = 4 + 4 * count
 if ARGV[ack] ~= '' then
-  redis.call('XACK', KEYS[hash], ARGV[ack], ARGV[ack + 1])
+  redis.call('XACK', KEYS[key], ARGV[ack], ARGV[ack + 1])
+  key = key + 1
+end
+for i = 0, tonumber(ARGV[ack + 2]) - 1 do
+  local at = ack + 3 + 3 * i
+  redis.call('SET', KEYS[key], ids[tonumber(ARGV[at])], 'EX', ARGV[at + 1])
+  if redis.call('GET', KEYS[key + 1]) == ARGV[at + 2] then redis.call('DEL', KEYS[key + 1]) end
+  key = key + 2
 end
 return seqs
 """
@@ -124,6 +135,11 @@ class EventLog:
         else:
             keys.append(ack.stream)
             args += [ack.group, ack.entry_id]
+        pointed = [(n, d.pointer) for n, d in enumerate(drafts, 1) if d.pointer is not None]
+        args.append(len(pointed))
+        for n, pointer in pointed:
+            keys += [pointer.key, pointer.lease]
+            args += [n, pointer.ttl_s, pointer.holder]
         seqs: Any = await self._emit(keys=keys, args=args)
         return [e.model_copy(update={"seq": int(s)}) for e, s in zip(events, seqs, strict=True)]
 
@@ -139,6 +155,15 @@ class EventLog:
                     pipe.expire(draft.note.key, JOB_KEY_TTL_S)
             if ack is not None:
                 pipe.xack(ack.stream, ack.group, ack.entry_id)
+            replies = await pipe.execute()
+        ids = [reply for reply in replies if isinstance(reply, bytes)]  # XADD's; the rest are ints
+        pointed = [d.pointer for d in drafts]
+        if not any(pointed):
+            return sequenced
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry_id, pointer in zip(ids, pointed, strict=True):
+                if pointer is not None:  # its lease lapses on its own on this path
+                    pipe.set(pointer.key, entry_id, ex=pointer.ttl_s)
             await pipe.execute()
         return sequenced
 
@@ -157,12 +182,24 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class Pointer:
+    """`key` set to an event's entry id for `ttl_s` (readers take the event from the log, not a
+    copy), and `lease` dropped if `holder` still holds it, together with the event."""
+
+    key: str
+    ttl_s: int
+    lease: str
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     """An event for `EventLog.emit_all`: its type and fields, less those the log fills in."""
 
     event_type: type[JobEvent]
     fields: dict[str, Any]
     note: Note | None = None
+    pointer: Pointer | None = None
 
 
 @dataclass(frozen=True, slots=True)

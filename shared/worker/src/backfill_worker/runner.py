@@ -303,6 +303,7 @@ class JobRunner:
                         "shared_from": shared.fetched_by,
                     },
                     note=checkpoints.note(chunk, len(bars)),  # the checkpoint, with the event
+                    pointer=shared.pointer,  # others needing this chunk now read it from the log
                 )
             ]
             bars_total += len(bars)

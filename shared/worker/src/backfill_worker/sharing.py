@@ -4,16 +4,20 @@ Two jobs asking one source for the same window of the same series (a universe ru
 user's own job, two users backfilling one symbol) would pay the source twice, and IB counts
 both against its pacing. So each fetch takes a lease in Redis named after what it asks for:
 
-- the first job to set the lease fetches (the leader), renewing the lease while it works, then
-  keeps the result in Redis for `result_ttl_s` and drops the lease;
+- the first job to set the lease fetches (the leader), renewing the lease while it works.
+  Its `chunk.collected` event then goes on the log with, in the same step, a key pointing at
+  that entry for `result_ttl_s`, and the lease is dropped (`EventLog.emit_all`'s pointers).
+  The bars are on the log already: keeping a second copy cost a ~20 KB write and a round trip
+  per chunk (issue #9's A2 and A3 profiles);
 - a job that finds the lease held waits (a `job.waiting` with outcome `in_flight`, its
-  request clock stopped), then takes the kept result, and says whose fetch it was;
+  request clock stopped), then reads the leader's event, and says whose fetch it was;
 - a leader that fails drops its lease, and a leader that dies stops renewing it: either way a
   follower takes the lease over and fetches itself, so no job waits on a fetch nobody makes.
 
 Sharing saves requests; it never decides whether a job succeeds. Redis trouble on this path
-(a restart, a kept result that does not decode) makes the job fetch for itself, and a forced
-job (`force`) always fetches for itself: it asked for fresh data.
+(a restart, a pointer to an entry trimmed away or that does not decode) makes the job fetch
+for itself, and a forced job (`force`) always fetches for itself: it asked for fresh data. A
+leader that cannot emit its event (Redis gone) leaves its lease to lapse, as a dead one does.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from backfill_bus import Names
-from backfill_contracts import BarBatch, ChunkSpec, CollectBars, CorporateAction, Outcome
+from backfill_bus.event_log import Pointer
+from backfill_contracts import DATA_FIELD, ChunkCollected, ChunkSpec, CollectBars, Outcome
 from backfill_worker.resilience import DISCONNECTS
 from backfill_worker.source import Fetched, Plan
 from backfill_worker.waits import waiting
@@ -43,12 +48,26 @@ _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
-# One round trip per look: the kept result if there is one, else the lease if free (or ours,
-# left by this job's earlier delivery on a worker that died mid-fetch: waiting for it to lapse
-# would only wait for ourselves), else who holds it.
+# One round trip per look: the body of the event a kept pointer names if there is one, else
+# the lease if free (or ours, left by this job's earlier delivery on a worker that died
+# mid-fetch: waiting for it to lapse would only wait for ourselves), else who holds it. A
+# pointer to an entry no longer on the log (trimmed), or not an entry id at all (written by an
+# older version), is dropped: this job fetches for itself.
+# KEYS: pointer, lease, events. ARGV: job id, lease ms, the entries' data field.
 _ASK = """
 local kept = redis.call('get', KEYS[1])
-if kept then return {'kept', kept} end
+if kept then
+  if string.match(kept, '^%d+%-%d+$') then
+    local entry = redis.call('xrange', KEYS[3], kept, kept)
+    if #entry == 1 then
+      local fields = entry[1][2]
+      for i = 1, #fields, 2 do
+        if fields[i] == ARGV[3] then return {'kept', fields[i + 1]} end
+      end
+    end
+  end
+  redis.call('del', KEYS[1])
+end
 local holder = redis.call('get', KEYS[2])
 if not holder or holder == ARGV[1] then
   redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2])
@@ -59,14 +78,6 @@ return {'held', holder}
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
-"""
-# The leader's last step: keep the bars for the others, then drop its lease. One script, not a
-# MULTI holding _RELEASE: redis-py sends SCRIPT EXISTS before every pipeline that holds a
-# script, so that was two round trips per fetched chunk.
-_KEEP = """
-redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3])
-if redis.call('get', KEYS[2]) == ARGV[1] then redis.call('del', KEYS[2]) end
-return 1
 """
 
 
@@ -81,17 +92,15 @@ class SharingSettings:
 
 @dataclass(frozen=True, slots=True)
 class Shared:
-    """A chunk's bars, and the job whose fetch they came from (None: this job's own)."""
+    """A chunk's bars, and the job whose fetch they came from (None: this job's own).
+
+    `pointer`: for a fetch this job led, what its `chunk.collected` event must carry (the
+    pointer others read the bars by, and the lease it drops).
+    """
 
     fetched: Fetched
     fetched_by: str | None
-
-
-class _Kept(BaseModel):
-    job_id: str
-    bars: BarBatch
-    actions: list[CorporateAction]
-    exchange_tz: str | None
+    pointer: Pointer | None = None
 
 
 def fetch_identity(job: CollectBars, plan: Plan, chunk: ChunkSpec) -> str:
@@ -122,7 +131,6 @@ class SharedFetches:
         self._ask = redis.register_script(_ASK)
         self._renew_lease = redis.register_script(_RENEW)
         self._release_lease = redis.register_script(_RELEASE)
-        self._keep = redis.register_script(_KEEP)
 
     def _keys(self, identity: str) -> tuple[str, str]:
         return (
@@ -133,8 +141,8 @@ class SharedFetches:
     async def fetch(
         self, identity: str, job_id: str, fetch: Callable[[], Awaitable[Fetched]]
     ) -> Shared:
-        """The chunk's bars: kept from another job's fetch, awaited from one under way, or
-        fetched by this job (which then keeps them for the others)."""
+        """The chunk's bars: from another job's event, awaited from a fetch under way, or
+        fetched by this job (whose event, carrying `Shared.pointer`, then serves the others)."""
         lease, result = self._keys(identity)
         try:
             leading = await self._lead_or_follow(lease, result, job_id)
@@ -143,7 +151,8 @@ class SharedFetches:
             return Shared(await fetch(), None)
         if isinstance(leading, Shared):
             return leading
-        return Shared(await self._led(lease, result, job_id, fetch), None)
+        fetched = await self._led(lease, job_id, fetch)
+        return Shared(fetched, None, Pointer(result, self.settings.result_ttl_s, lease, job_id))
 
     async def _lead_or_follow(self, lease: str, result: str, job_id: str) -> Shared | None:
         """A kept result, or None once this job holds the lease (after any wait for it)."""
@@ -151,13 +160,14 @@ class SharedFetches:
             announced = False
             while True:
                 what, value = await self._ask(
-                    keys=[result, lease], args=[job_id, self.settings.lease_ms]
+                    keys=[result, lease, self.names.events],
+                    args=[job_id, self.settings.lease_ms, DATA_FIELD],
                 )
                 if what == b"kept":
                     kept = self._decoded(value)
                     if kept is not None:
                         return kept
-                    # Unreadable (another version wrote it): fetch it ourselves, once.
+                    # Not a chunk this version reads: fetch it ourselves, once.
                     await self.redis.delete(result)
                     continue
                 if what == b"lead":
@@ -171,37 +181,26 @@ class SharedFetches:
 
     def _decoded(self, raw: bytes) -> Shared | None:
         try:
-            kept = _Kept.model_validate_json(raw)
+            event = ChunkCollected.model_validate_json(raw)
         except ValidationError as error:
             log.warning("ignoring a kept chunk that does not decode: %s", error)
             return None
-        return Shared(Fetched(kept.bars, kept.actions, kept.exchange_tz), kept.job_id)
+        fetched = Fetched(event.bars, event.actions, event.exchange_tz)
+        return Shared(fetched, event.shared_from or event.job_id)
 
     async def _led(
-        self, lease: str, result: str, job_id: str, fetch: Callable[[], Awaitable[Fetched]]
+        self, lease: str, job_id: str, fetch: Callable[[], Awaitable[Fetched]]
     ) -> Fetched:
+        """This job's fetch, under its renewed lease. The lease stays held until the chunk's
+        event drops it (the runner emits it next), so followers keep waiting for that event."""
         renewer = asyncio.create_task(self._renew(lease, job_id))
         try:
-            fetched = await fetch()
+            return await fetch()
         except BaseException:
-            renewer.cancel()
             await self._release(lease, job_id)
             raise
-        renewer.cancel()
-        kept = _Kept(
-            job_id=job_id,
-            bars=fetched.bars,
-            actions=fetched.actions,
-            exchange_tz=fetched.exchange_tz,
-        )
-        try:
-            await self._keep(
-                keys=[result, lease],
-                args=[job_id, kept.model_dump_json(), self.settings.result_ttl_s],
-            )
-        except DISCONNECTS as error:  # followers take the lease over once it lapses
-            log.warning("could not keep chunk for other jobs: %s", error)
-        return fetched
+        finally:
+            renewer.cancel()
 
     async def _renew(self, lease: str, job_id: str) -> None:
         every = self.settings.lease_ms / 3000
