@@ -1,7 +1,7 @@
 """No duplicate work between jobs: two jobs needing the same chunk at once make one request.
 
 Requests are counted at the (sim) source, shared by the workers of one test. The leader's lease
-and its kept result live in the test's Redis namespace (worker sharing.py).
+and the pointer to its chunk event live in the test's Redis namespace (worker sharing.py).
 """
 
 from __future__ import annotations

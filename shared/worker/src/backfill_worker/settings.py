@@ -34,7 +34,8 @@ class WorkerSettings(RedisSettings, LivenessSettings, MetricsSettings):
     request_timeout_s: float = Field(default=60.0, gt=0)
     announce_wait_s: float = Field(default=1.0, ge=0)
     # Jobs fetching the same chunk at once share one request (sharing.py): the leader's lease,
-    # which a dead leader's followers wait out, and how long its bars stay for late askers.
+    # which a dead leader's followers wait out, and how long its chunk event stays pointed at
+    # for late askers.
     fetch_lease_ms: int = Field(default=10_000, ge=100)
     shared_result_ttl_s: int = Field(default=60, ge=1)
     shutdown_grace_s: float = Field(default=8.0, gt=0)

@@ -155,7 +155,7 @@ class SharedFetches:
         return Shared(fetched, None, Pointer(result, self.settings.result_ttl_s, lease, job_id))
 
     async def _lead_or_follow(self, lease: str, result: str, job_id: str) -> Shared | None:
-        """A kept result, or None once this job holds the lease (after any wait for it)."""
+        """The leader's logged chunk, or None once this job holds the lease (after any wait)."""
         async with contextlib.AsyncExitStack() as wait:
             announced = False
             while True:
