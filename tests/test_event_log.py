@@ -20,6 +20,15 @@ async def logged(redis: Redis, names: Names) -> list[JobEvent]:
     return [e for e in events if isinstance(e, JobEvent)]
 
 
+async def read_command(redis: Redis, names: Names) -> Ack:
+    """A sim command entry, read by a worker and not acked yet: what a job's end acks."""
+    stream, group = names.command_stream("sim"), names.command_group("sim")
+    await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    added: Any = await redis.xadd(stream, {"data": b"{}"})
+    await redis.xreadgroup(group, "worker", {stream: ">"}, count=1)
+    return Ack(stream, group, added.decode())
+
+
 async def test_producers_share_a_jobs_seq_and_the_log_is_in_seq_order(
     redis: Redis, namespace: str
 ) -> None:
@@ -101,11 +110,7 @@ async def test_events_their_notes_and_the_commands_ack_go_out_together(
     """A job's last chunk, its success and the ack of its command: one step, in this order."""
     names = Names(namespace)
     log = EventLog(redis, names, "worker")
-    stream, group = names.command_stream("sim"), names.command_group("sim")
-    await redis.xgroup_create(stream, group, id="0", mkstream=True)
-    added: Any = await redis.xadd(stream, {"data": b"{}"})
-    entry_id = added.decode()
-    await redis.xreadgroup(group, "worker", {stream: ">"}, count=1)
+    ack = await read_command(redis, names)
     key = names.job_key("job-1", "chunks_done")
     await log.emit(JobSucceeded, job_id="job-1", attempt=1, chunks=0, bars=0)  # seq 1
 
@@ -117,29 +122,26 @@ async def test_events_their_notes_and_the_commands_ack_go_out_together(
             Draft(JobSucceeded, {"chunks": 2, "bars": 0}),
             Draft(JobSucceeded, {"chunks": 3, "bars": 0}, Note(key, "2:3:4", 7)),
         ],
-        Ack(stream, group, entry_id),
+        ack,
     )
 
     assert [e.seq for e in events] == [2, 3, 4]
     assert [e.chunks for e in events if isinstance(e, JobSucceeded)] == [1, 2, 3]
     assert (await logged(redis, names))[-3:] == events
     assert await redis.hgetall(key) == {b"0:1:2": b"390", b"2:3:4": b"7"}
-    pending: Any = await redis.xpending(stream, group)
+    pending: Any = await redis.xpending(ack.stream, ack.group)
     assert pending["pending"] == 0
 
 
 async def test_without_an_ack_the_command_stays_pending(redis: Redis, namespace: str) -> None:
     names = Names(namespace)
     log = EventLog(redis, names, "worker")
-    stream, group = names.command_stream("sim"), names.command_group("sim")
-    await redis.xgroup_create(stream, group, id="0", mkstream=True)
-    await redis.xadd(stream, {"data": b"{}"})
-    await redis.xreadgroup(group, "worker", {stream: ">"}, count=1)
+    ack = await read_command(redis, names)
 
     (event,) = await log.emit_all("job-1", 1, [Draft(JobSucceeded, {"chunks": 1, "bars": 1})])
 
     assert event.seq == 1
-    pending: Any = await redis.xpending(stream, group)
+    pending: Any = await redis.xpending(ack.stream, ack.group)
     assert pending["pending"] == 1
 
 
@@ -149,10 +151,7 @@ async def test_a_pointer_names_its_events_entry_and_drops_the_lease_its_holder_h
     """Fetch sharing's pointers go out with the events, after a note and an ack."""
     names = Names(namespace)
     log = EventLog(redis, names, "worker")
-    stream, group = names.command_stream("sim"), names.command_group("sim")
-    await redis.xgroup_create(stream, group, id="0", mkstream=True)
-    added: Any = await redis.xadd(stream, {"data": b"{}"})
-    await redis.xreadgroup(group, "worker", {stream: ">"}, count=1)
+    ack = await read_command(redis, names)
     note = Note(names.job_key("job-1", "chunks_done"), "0:1:2", 390)
     mine, theirs = f"{namespace}lease:mine", f"{namespace}lease:theirs"
     await redis.set(mine, "job-1")
@@ -176,7 +175,7 @@ async def test_a_pointer_names_its_events_entry_and_drops_the_lease_its_holder_h
                 Pointer(f"{namespace}p:b", 5, theirs, "job-1"),
             ),
         ],
-        Ack(stream, group, added.decode()),
+        ack,
     )
 
     entries: Any = await redis.xrange(names.events)
@@ -188,7 +187,7 @@ async def test_a_pointer_names_its_events_entry_and_drops_the_lease_its_holder_h
     assert await redis.exists(mine) == 0
     assert await redis.get(theirs) == b"job-9"
     assert await redis.hgetall(note.key) == {b"0:1:2": b"390"}
-    pending: Any = await redis.xpending(stream, group)
+    pending: Any = await redis.xpending(ack.stream, ack.group)
     assert pending["pending"] == 0
     await redis.delete(f"{namespace}p:a", f"{namespace}p:b", theirs)
 
