@@ -11,13 +11,12 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import insert
 
 from backfill_api.bar_formats import JsonBars, ParquetBars, Series
 from backfill_readmodel.bar_batches import bar_batches
 from backfill_readmodel.bar_columns import BarColumns, column_batches, parse_binary_copy
 from backfill_readmodel.queries import BarQuery
-from backfill_readmodel.tables import bars
+from tests.support.bars import store_bars
 from tests.support.stack import running_stack
 
 START = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
@@ -60,8 +59,8 @@ async def test_columns_hold_what_rows_hold_and_encode_the_same(
 ) -> None:
     async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
         async with stack.engine.begin() as conn:
-            await conn.execute(insert(bars), stored_bars("COLS", 40, fraction=fraction))
-            await conn.execute(insert(bars), stored_bars("OTHER", 5))
+            await store_bars(conn, stored_bars("COLS", 40, fraction=fraction))
+            await store_bars(conn, stored_bars("OTHER", 5))
         query = BarQuery("sim", "COLS", "1m", "trades", START + timedelta(minutes=1), None)
         rows = [row async for batch in bar_batches(stack.engine, query, 7) for row in batch]
         batches = [c async for c in column_batches(stack.engine, query, 7)]

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
 
 from backfill_bus import Names
 from backfill_cli.main import main
@@ -21,8 +20,8 @@ from backfill_contracts import (
     JobSubmitted,
     JobSucceeded,
 )
-from backfill_readmodel.tables import bars
 from tests.support.api_server import bearer_token, served_api
+from tests.support.bars import delete_bars
 from tests.support.events import append, wait_folded
 from tests.support.stack import running_stack
 
@@ -84,11 +83,7 @@ async def test_sim_gaps_are_found_and_each_says_why(
         # Punch a hole: ten minutes of the 9th, inside job A's collected chunk.
         async with stack.engine.begin() as conn:
             await conn.execute(
-                delete(bars).where(
-                    bars.c.symbol == "HOLES",
-                    bars.c.ts >= _at("2024-01-09T15:00:00"),
-                    bars.c.ts < _at("2024-01-09T15:10:00"),
-                )
+                delete_bars("HOLES", _at("2024-01-09T15:00:00"), _at("2024-01-09T15:10:00"))
             )
 
         response = await stack.api.get(

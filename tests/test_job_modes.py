@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
 
 from backfill_cli.main import main
 from backfill_contracts import BarBatch, CollectBars
-from backfill_readmodel.tables import bars
 from backfill_sim import SimSource
 from backfill_worker import FetchRequest, Plan
 from tests.support.api_server import bearer_token, served_api
+from tests.support.bars import delete_bars
 from tests.support.stack import Stack, running_stack, wait_until
 
 WEEK = {"source": "sim", "symbol": "MODES", "bar_size": "1m"}
@@ -102,13 +101,8 @@ async def test_a_hole_is_refetched_only_when_forced_and_only_the_hole(
         await _run(stack, start="2024-01-08", end="2024-01-10")
         sim.taken()
         async with stack.engine.begin() as conn:
-            await conn.execute(
-                delete(bars).where(
-                    bars.c.symbol == "MODES",
-                    bars.c.ts >= datetime(2024, 1, 9, 15, 0, tzinfo=UTC),
-                    bars.c.ts < datetime(2024, 1, 9, 15, 10, tzinfo=UTC),
-                )
-            )
+            hole = datetime(2024, 1, 9, 15, 0, tzinfo=UTC), datetime(2024, 1, 9, 15, 10, tzinfo=UTC)
+            await conn.execute(delete_bars("MODES", *hole))
         # The source answered for that window already: a plain fill_gaps does not ask again.
         await _run(stack, start="2024-01-08", end="2024-01-10", mode="fill_gaps")
         assert sim.taken() == []

@@ -96,7 +96,7 @@ async def test_rebuild_command(redis_url: str, database_url: str, namespace: str
         await _quiesce(stack)
         before = await snapshot(stack.engine)
         async with stack.engine.begin() as conn:
-            for table in ("bars", "jobs", "job_chunks"):
+            for table in ("bar_rows", "series", "jobs", "job_chunks"):
                 await conn.exec_driver_sql(f"DELETE FROM {table}")
         assert (await snapshot(stack.engine))["bars"] == []
 

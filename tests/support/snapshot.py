@@ -7,13 +7,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backfill_readmodel.tables import metadata
+from backfill_readmodel.tables import bars, metadata, series
 
 
 async def snapshot(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
     tables: dict[str, list[tuple[Any, ...]]] = {}
     async with engine.connect() as conn:
-        for table in metadata.sorted_tables:
+        # Bars as the `bars` view shows them: a rebuild may number series anew.
+        internal = {series.name, "bar_rows"}
+        for table in [*(t for t in metadata.sorted_tables if t.name not in internal), bars]:
             key = list(table.primary_key.columns)
             rows = await conn.execute(select(table).order_by(*key))
             tables[table.name] = [tuple(row) for row in rows]

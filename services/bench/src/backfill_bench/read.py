@@ -1,10 +1,10 @@
 """A6 read: `GET /api/v1/bars` for one symbol-year of 1-minute bars in a big table.
 
-The bars table is first filled with COPY to `read_table_rows` rows (a symbol-year each: 252
-sessions of 390 bars = 98,280 rows), then vacuumed and analyzed, as a table in service would
-be. Each run asks for the target symbol's year `read_requests` times as JSON and as Parquet,
-timing each request from sending it to its body's last byte (perf_counter), and checks the row
-count in every answer.
+The bars (`bar_rows`, one series per symbol) are first filled with COPY to `read_table_rows`
+rows (a symbol-year each: 252 sessions of 390 bars = 98,280 rows), then vacuumed and analyzed,
+as a table in service would be. Each run asks for the target symbol's year `read_requests`
+times as JSON and as Parquet, timing each request from sending it to its body's last byte
+(perf_counter), and checks the row count in every answer.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ TARGET_FIRST_DAY = date(2023, 1, 2)  # a Monday; 252 sessions end in December
 YEAR_ROWS = synthetic.SESSIONS_PER_YEAR * synthetic.BARS_PER_SESSION
 LOAD_BATCH = 100_000
 FORMATS = ("json", "parquet")
+_ADD_SERIES = """
+INSERT INTO series (source, symbol, bar_size, price_type)
+SELECT 'sim', symbol, '1m', 'trades' FROM unnest($1::text[]) AS symbol
+RETURNING id, symbol
+"""
 
 
 def workload(note: str) -> Workload:
@@ -48,16 +53,23 @@ async def load(ctx: Context) -> dict[str, float]:
     conn = await asyncpg.connect(ctx.stack.dsn)
     try:
         began = time.perf_counter()
-        target = synthetic.rows(
-            TARGET, synthetic.session_stamps(TARGET_FIRST_DAY, synthetic.SESSIONS_PER_YEAR)
-        )
-        await conn.copy_records_to_table("bars", records=target, columns=synthetic.BAR_COLUMNS)
         filler = max(0, ctx.sizes.read_table_rows - YEAR_ROWS)
-        for batch in synthetic.batches("FILL", filler, LOAD_BATCH):
-            await conn.copy_records_to_table("bars", records=batch, columns=synthetic.BAR_COLUMNS)
+        symbols = [TARGET] + [f"FILL{n:04d}" for n in range(synthetic.series_for(filler))]
+        ids = await conn.fetch(_ADD_SERIES, symbols)
+        series_id = {row["symbol"]: row["id"] for row in ids}
+        target = synthetic.rows(
+            series_id[TARGET],
+            synthetic.session_stamps(TARGET_FIRST_DAY, synthetic.SESSIONS_PER_YEAR),
+        )
+        columns = synthetic.BAR_COLUMNS
+        await conn.copy_records_to_table("bar_rows", records=target, columns=columns)
+        fillers = [series_id[symbol] for symbol in symbols[1:]]
+        for batch in synthetic.batches(fillers, filler, LOAD_BATCH):
+            await conn.copy_records_to_table("bar_rows", records=batch, columns=columns)
         loaded = time.perf_counter() - began
-        await conn.execute("VACUUM (ANALYZE) bars")
-        total = await conn.fetchval("SELECT count(*) FROM bars")
+        await conn.execute("VACUUM (ANALYZE) bar_rows")
+        await conn.execute("VACUUM (ANALYZE) series")
+        total = await conn.fetchval("SELECT count(*) FROM bar_rows")
     finally:
         await conn.close()
     return {"load_s": loaded, "vacuum_s": time.perf_counter() - began - loaded, "rows": total}

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-BAR_COLUMNS = (
-    "source", "symbol", "bar_size", "price_type", "ts",
-    "open", "high", "low", "close", "volume", "adj_close",
-)  # fmt: skip
-Row = tuple[str, str, str, str, datetime, float, float, float, float, float, None]
+BAR_COLUMNS = ("series_id", "ts", "open", "high", "low", "close", "volume", "adj_close")
+Row = tuple[int, datetime, float, float, float, float, float, None]
 SESSION_OPEN_UTC = timedelta(hours=14, minutes=30)  # 09:30 New York in winter; good enough here
 BARS_PER_SESSION = 390
 SESSIONS_PER_YEAR = 252  # an exchange year: one symbol-year of 1m bars is 98,280 rows
@@ -27,25 +24,30 @@ def session_stamps(first: date, sessions: int) -> list[datetime]:
     return stamps
 
 
-def rows(symbol: str, stamps: list[datetime], source: str = "sim") -> list[Row]:
-    """One row per stamp with plausible, cheap prices (a saw-tooth around 100)."""
+def rows(series_id: int, stamps: list[datetime]) -> list[Row]:
+    """One `bar_rows` row per stamp with plausible, cheap prices (a saw-tooth around 100)."""
     out: list[Row] = []
     for index, ts in enumerate(stamps):
         price = 100.0 + (index % 977) * 0.01
-        out.append((source, symbol, "1m", "trades", ts, price, price + 0.05, price - 0.05,
-                    price + 0.01, 1000.0 + index % 500, None))  # fmt: skip
+        out.append((series_id, ts, price, price + 0.05, price - 0.05, price + 0.01,
+                    1000.0 + index % 500, None))  # fmt: skip
     return out
 
 
-def batches(symbol_prefix: str, total: int, size: int) -> Iterator[list[Row]]:
-    """`total` rows in batches of `size`, over as many symbols as it takes (a year each)."""
+def series_for(total: int) -> int:
+    """How many series (a year of bars each) `batches` fills with `total` rows."""
+    return -(-total // (SESSIONS_PER_YEAR * BARS_PER_SESSION))
+
+
+def batches(series_ids: Sequence[int], total: int, size: int) -> Iterator[list[Row]]:
+    """`total` rows in batches of `size`: a year for each series in turn (see series_for)."""
     year = session_stamps(date(2023, 1, 2), SESSIONS_PER_YEAR)
     made = 0
-    number = 0
-    while made < total:
+    for series_id in series_ids:
+        if made >= total:
+            return
         take = min(len(year), total - made)
-        symbol_rows = rows(f"{symbol_prefix}{number:04d}", year[:take])
+        series_rows = rows(series_id, year[:take])
         for start in range(0, take, size):
-            yield symbol_rows[start : start + size]
+            yield series_rows[start : start + size]
         made += take
-        number += 1

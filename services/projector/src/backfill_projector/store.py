@@ -8,18 +8,19 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backfill_projector.rows import TERMINAL_STATUSES, BarBlock, Changes, ChunkRow, JobRow
 from backfill_readmodel.tables import (
-    bars,
+    bar_rows,
     corporate_actions,
     job_chunks,
     job_events,
     jobs,
     projector_positions,
+    series,
     workers,
 )
 
@@ -106,21 +107,39 @@ async def delete_projections(conn: AsyncConnection) -> None:
 async def write_bars(conn: AsyncConnection, blocks: list[BarBlock]) -> None:
     """Upsert bars on their natural key, in log order: a later block's bar wins.
 
-    On PostgreSQL each block is one INSERT of its columns as arrays (`unnest`), pipelined for
-    the whole batch: no Python object and no statement per bar, which made bar ingest the
-    projector's bottleneck (issue #9's profile). Blocks run in order in one transaction, so a
-    bar repeated in a later block (a retried chunk) simply updates the earlier one.
+    On PostgreSQL each block is one statement (its series row too, when new), taking the block's
+    columns as arrays (`unnest`), pipelined for the whole batch: no Python object and no
+    statement per bar, which made bar ingest the projector's bottleneck (issue #9's profile).
+    Blocks run in order in one transaction, so a bar repeated in a later block (a retried
+    chunk) simply updates the earlier one.
     """
     if not blocks:
         return
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql(_UPSERT_BLOCK, [_block_params(block) for block in blocks])
         return
-    rows = [row for block in blocks for row in block.rows()]
-    key = [c.name for c in bars.primary_key]
-    # One row per natural key (the latest), since one statement may not upsert a key twice.
-    latest = {tuple(row[name] for name in key): row for row in rows}
-    await upsert(conn, bars, list(latest.values()), key)
+    named = {(b.source, b.symbol, b.bar_size, b.price_type) for b in blocks}
+    ids = await _series_ids(conn, named)
+    latest: dict[tuple[int, datetime], dict[str, Any]] = {}
+    for block in blocks:
+        series_id = ids[(block.source, block.symbol, block.bar_size, block.price_type)]
+        for row in block.rows():
+            values = {name: row[name] for name in _BAR_VALUES}
+            # One row per natural key (the latest): one statement may not upsert a key twice.
+            latest[(series_id, row["ts"])] = {"series_id": series_id, "ts": row["ts"], **values}
+    await upsert(conn, bar_rows, list(latest.values()), ["series_id", "ts"])
+
+
+async def _series_ids(
+    conn: AsyncConnection, named: set[tuple[str, str, str, str]]
+) -> dict[tuple[str, str, str, str], int]:
+    """The ids of these series, added when new (the SQLite path)."""
+    keys = ["source", "symbol", "bar_size", "price_type"]
+    await insert_ignore(conn, series, [dict(zip(keys, n, strict=True)) for n in named], keys)
+    query = select(series.c.id, *(series.c[k] for k in keys)).where(
+        tuple_(*(series.c[k] for k in keys)).in_(list(named))
+    )
+    return {tuple(row[1:]): row[0] for row in await conn.execute(query)}
 
 
 def _block_params(block: BarBlock) -> tuple[Any, ...]:
@@ -142,17 +161,32 @@ def _block_params(block: BarBlock) -> tuple[Any, ...]:
     )
 
 
-_VALUES = ("open", "high", "low", "close", "volume", "adj_close")
-_COLUMNS = f"source, symbol, bar_size, price_type, ts, {', '.join(_VALUES)}"
+_BAR_VALUES = ("open", "high", "low", "close", "volume", "adj_close")
+_COLUMNS = f"series_id, ts, {', '.join(_BAR_VALUES)}"
 # DISTINCT ON keeps a block's last bar for a time it repeats: one statement may not insert a key
 # twice.
 _BLOCK_ROWS = f"""
 SELECT DISTINCT ON (b.ts)
-    $1, $2, $3, $4, to_timestamp(b.ts), {", ".join("b." + v for v in _VALUES)}
+    (SELECT id FROM named), to_timestamp(b.ts), {", ".join("b." + v for v in _BAR_VALUES)}
 FROM unnest(
     $5::bigint[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[],
     $11::float8[]
-) WITH ORDINALITY AS b(ts, {", ".join(_VALUES)}, n)"""
+) WITH ORDINALITY AS b(ts, {", ".join(_BAR_VALUES)}, n)"""
+# The block's series: its row if there is one, else a new one. The INSERT only runs when the
+# lookup found nothing, since ON CONFLICT alone would draw (and waste) an id from the sequence
+# for every block.
+_SERIES = """
+found AS (
+    SELECT id FROM series
+    WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4
+), added AS (
+    INSERT INTO series (source, symbol, bar_size, price_type)
+    SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (source, symbol, bar_size, price_type) DO NOTHING
+    RETURNING id
+), named AS (
+    SELECT id FROM found UNION ALL SELECT id FROM added
+)"""
 # A block whose series holds no bar between its first and last time (a range collected for the
 # first time: the usual case) is a plain INSERT; otherwise an upsert, whose WHERE makes a
 # replayed chunk rewrite nothing (no dead tuples, no WAL). ON CONFLICT's speculative insertion
@@ -160,24 +194,24 @@ FROM unnest(
 # table). Safe because the projector is the only writer of bars, and one at a time (the
 # position's row lock): nothing inserts into the range between the look and the INSERT.
 _UPSERT_BLOCK = f"""
-WITH present AS (
+WITH {_SERIES.strip()}, present AS (
     SELECT EXISTS (
-        SELECT 1 FROM bars
-        WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4
+        SELECT 1 FROM bar_rows
+        WHERE series_id = (SELECT id FROM named)
             AND ts BETWEEN to_timestamp($12) AND to_timestamp($13)
     ) AS stored
 ), fresh AS (
-    INSERT INTO bars ({_COLUMNS}){_BLOCK_ROWS}
+    INSERT INTO bar_rows ({_COLUMNS}){_BLOCK_ROWS}
     WHERE NOT (SELECT stored FROM present)
     ORDER BY b.ts, b.n DESC
 )
-INSERT INTO bars ({_COLUMNS}){_BLOCK_ROWS}
+INSERT INTO bar_rows ({_COLUMNS}){_BLOCK_ROWS}
 WHERE (SELECT stored FROM present)
 ORDER BY b.ts, b.n DESC
-ON CONFLICT (source, symbol, bar_size, price_type, ts) DO UPDATE SET
-    {", ".join(f"{v} = EXCLUDED.{v}" for v in _VALUES)}
-WHERE ({", ".join("bars." + v for v in _VALUES)})
-    IS DISTINCT FROM ({", ".join("EXCLUDED." + v for v in _VALUES)})
+ON CONFLICT (series_id, ts) DO UPDATE SET
+    {", ".join(f"{v} = EXCLUDED.{v}" for v in _BAR_VALUES)}
+WHERE ({", ".join("bar_rows." + v for v in _BAR_VALUES)})
+    IS DISTINCT FROM ({", ".join("EXCLUDED." + v for v in _BAR_VALUES)})
 """
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backfill_readmodel.bar_batches import BarRow
 from backfill_readmodel.bar_columns import BarColumns, to_micros
 from backfill_readmodel.queries import BarQuery
-from backfill_readmodel.tables import bars, corporate_actions
+from backfill_readmodel.tables import bar_rows, corporate_actions, series_id_of
 
 
 class Adjust(StrEnum):
@@ -139,15 +139,12 @@ async def factors_for(
 
 async def _close_before(conn: AsyncConnection, q: BarQuery, ts: datetime) -> float | None:
     query = (
-        select(bars.c.close)
+        select(bar_rows.c.close)
         .where(
-            bars.c.source == q.source,
-            bars.c.symbol == q.symbol,
-            bars.c.bar_size == q.bar_size,
-            bars.c.price_type == q.price_type,
-            bars.c.ts < ts,
+            bar_rows.c.series_id == series_id_of(q.source, q.symbol, q.bar_size, q.price_type),
+            bar_rows.c.ts < ts,
         )
-        .order_by(bars.c.ts.desc())
+        .order_by(bar_rows.c.ts.desc())
         .limit(1)
     )
     close: float | None = (await conn.execute(query)).scalar_one_or_none()

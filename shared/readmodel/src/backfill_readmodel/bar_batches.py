@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backfill_readmodel.queries import BarQuery
-from backfill_readmodel.tables import bars
+from backfill_readmodel.tables import bar_rows, series_id_of
 
 # The canonical columns of an export, in order, whatever the source (adj_close: Yahoo only).
 BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "adj_close")
@@ -48,17 +48,14 @@ async def bar_batches(
 async def _page(
     conn: AsyncConnection, q: BarQuery, after: datetime | None, inclusive: bool, limit: int
 ) -> Sequence[BarRow]:
-    query = select(*(bars.c[name] for name in BAR_COLUMNS)).where(
-        bars.c.source == q.source,
-        bars.c.symbol == q.symbol,
-        bars.c.bar_size == q.bar_size,
-        bars.c.price_type == q.price_type,
+    query = select(*(bar_rows.c[name] for name in BAR_COLUMNS)).where(
+        bar_rows.c.series_id == series_id_of(q.source, q.symbol, q.bar_size, q.price_type)
     )
     if q.end is not None:
-        query = query.where(bars.c.ts < q.end)
+        query = query.where(bar_rows.c.ts < q.end)
     if after is not None:
-        query = query.where(bars.c.ts >= after if inclusive else bars.c.ts > after)
-    result = await conn.execute(query.order_by(bars.c.ts).limit(limit))
+        query = query.where(bar_rows.c.ts >= after if inclusive else bar_rows.c.ts > after)
+    result = await conn.execute(query.order_by(bar_rows.c.ts).limit(limit))
     return [tuple(row) for row in result]
 
 
@@ -66,8 +63,9 @@ async def _page(
 PG_MIN = datetime(1, 1, 1, tzinfo=UTC)
 PG_MAX = datetime(9999, 12, 31, tzinfo=UTC)
 _PG_PAGE = (
-    "SELECT ts, open, high, low, close, volume, adj_close FROM bars"
-    " WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4"
+    "SELECT ts, open, high, low, close, volume, adj_close FROM bar_rows"
+    " WHERE series_id = (SELECT id FROM series"
+    " WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4)"
     " AND ts {op} $5 AND ts < $6 ORDER BY ts LIMIT $7"
 )
 

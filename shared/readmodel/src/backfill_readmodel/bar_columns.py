@@ -122,7 +122,8 @@ async def column_batches(
 
 _COPY_PAGE = (
     "SELECT ts, open, high, low, close, volume, coalesce(adj_close, 0), adj_close IS NULL"
-    " FROM bars WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4"
+    " FROM bar_rows WHERE series_id = (SELECT id FROM series"
+    " WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4)"
     " AND ts {op} $5 AND ts < $6 ORDER BY ts LIMIT $7"
 )
 # One tuple of the binary COPY: a field count, then (length, value) per field, big-endian.

@@ -12,7 +12,14 @@ from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backfill_contracts import BarRequest
-from backfill_readmodel.tables import bars, job_chunks, job_events, jobs, workers
+from backfill_readmodel.tables import (
+    bar_rows,
+    job_chunks,
+    job_events,
+    jobs,
+    series_id_of,
+    workers,
+)
 from backfill_readmodel.views import (
     BarView,
     ChunkView,
@@ -142,24 +149,19 @@ class BarQuery:
 
 def bars_select(q: BarQuery) -> Select[Any]:
     query = select(
-        bars.c.ts,
-        bars.c.open,
-        bars.c.high,
-        bars.c.low,
-        bars.c.close,
-        bars.c.volume,
-        bars.c.adj_close,
-    ).where(
-        bars.c.source == q.source,
-        bars.c.symbol == q.symbol,
-        bars.c.bar_size == q.bar_size,
-        bars.c.price_type == q.price_type,
-    )
+        bar_rows.c.ts,
+        bar_rows.c.open,
+        bar_rows.c.high,
+        bar_rows.c.low,
+        bar_rows.c.close,
+        bar_rows.c.volume,
+        bar_rows.c.adj_close,
+    ).where(bar_rows.c.series_id == series_id_of(q.source, q.symbol, q.bar_size, q.price_type))
     if q.start is not None:
-        query = query.where(bars.c.ts >= q.start)
+        query = query.where(bar_rows.c.ts >= q.start)
     if q.end is not None:
-        query = query.where(bars.c.ts < q.end)
-    return query.order_by(bars.c.ts)
+        query = query.where(bar_rows.c.ts < q.end)
+    return query.order_by(bar_rows.c.ts)
 
 
 async def bars_of(conn: AsyncConnection, q: BarQuery) -> list[BarView]:
@@ -195,7 +197,7 @@ async def stats(conn: AsyncConnection) -> Stats:
             )
         )
     ).scalar_one_or_none()
-    bars_stored = (await conn.execute(select(func.count()).select_from(bars))).scalar_one()
+    bars_stored = (await conn.execute(select(func.count()).select_from(bar_rows))).scalar_one()
     return Stats(
         jobs_total=sum(by_status.values()),
         by_status=by_status,

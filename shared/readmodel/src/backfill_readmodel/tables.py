@@ -6,6 +6,8 @@ no server-side defaults, no clocks, only values carried by events.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -14,9 +16,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    ScalarSelect,
     String,
     Table,
     Text,
+    UniqueConstraint,
+    select,
 )
 
 from backfill_readmodel.types import UtcDateTime
@@ -102,10 +107,48 @@ job_events = Table(
     Index(None, "type", "ts"),  # the console's throughput and "bars today"
 )
 
+# A bar series: what one source gives for one instrument, bar size and price type. Bars name
+# their series by this small id, not by the four strings: the bars' primary key is then 12 bytes
+# wide instead of ~40, and PostgreSQL inserts a 390-bar block in 1.15 ms instead of 2.3 ms
+# (issue #9: inserting bars was the projector's largest cost). Series are never deleted.
+series = Table(
+    "series",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("bar_size", String(8), nullable=False),
+    Column("price_type", String(32), nullable=False),
+    UniqueConstraint("source", "symbol", "bar_size", "price_type"),
+)
+
+# The bars. The natural key is (series, ts): at-least-once delivery becomes exactly-once rows by
+# upserting on it. No foreign key: the projector writes a block's series row in the same
+# statement as the block, and a per-row check would cost the inserts what the narrow key saved.
+# The `bars` view (migration 0008) joins the series back for SQL written against the old table;
+# the code reads `bar_rows` by `series_id_of`, which keeps its scans in primary-key order.
+bar_rows = Table(
+    "bar_rows",
+    metadata,
+    Column("series_id", Integer, primary_key=True, autoincrement=False),
+    Column("ts", UtcDateTime, primary_key=True),
+    Column("open", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("close", Float, nullable=False),
+    Column("volume", Float, nullable=False),
+    Column("adj_close", Float),
+)
+
+
+# The `bars` view, as a table to select from: each bar with its series' four names, as the
+# table was before migration 0008. For reading a few bars and for SQL written against the old
+# table; not in `metadata` (migrations create it). Scans in time order use `bar_rows` (see
+# series_id_of), and nothing can insert into it.
+views = MetaData()
 bars = Table(
     "bars",
-    metadata,
-    # The natural key: at-least-once delivery becomes exactly-once rows by upserting on it.
+    views,
     Column("source", String(32), primary_key=True),
     Column("symbol", String(32), primary_key=True),
     Column("bar_size", String(8), primary_key=True),
@@ -118,6 +161,26 @@ bars = Table(
     Column("volume", Float, nullable=False),
     Column("adj_close", Float),
 )
+
+
+def series_id_of(source: Any, symbol: Any, bar_size: Any, price_type: Any) -> ScalarSelect[Any]:
+    """The series' id as a scalar subquery (values or bind parameters).
+
+    `bar_rows.c.series_id == series_id_of(...)` is one index probe run once (an InitPlan), then
+    a range scan of the bars' primary key, already in time order. Joining `series` instead
+    made PostgreSQL sort every matching bar before a LIMIT (24 ms against 2.6 ms per 10,000).
+    """
+    return (
+        select(series.c.id)
+        .where(
+            series.c.source == source,
+            series.c.symbol == symbol,
+            series.c.bar_size == bar_size,
+            series.c.price_type == price_type,
+        )
+        .scalar_subquery()
+    )
+
 
 corporate_actions = Table(
     "corporate_actions",

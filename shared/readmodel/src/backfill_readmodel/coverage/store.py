@@ -22,7 +22,8 @@ from backfill_readmodel.coverage.calendars import TradingCalendar, calendar_for
 from backfill_readmodel.coverage.gaps import ChunkWindow, Gap, GapKind, classify, held_slots
 from backfill_readmodel.coverage.slots import HALF_DAY, Slots, expected_slots
 from backfill_readmodel.coverage.views import CoverageView, DayView, GapView
-from backfill_readmodel.tables import bars, job_chunks, jobs
+from backfill_readmodel.tables import bar_rows, job_chunks, jobs, series_id_of
+from backfill_readmodel.tables import series as series_table
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -56,28 +57,36 @@ def _of(series: Series) -> Any:
 
 
 def _bars_of(source: Any, symbol: Any, bar_size: Any, price_type: Any) -> Any:
-    """The series' rows in `bars`; each argument a value or a bind parameter."""
-    return and_(
-        bars.c.source == source,
-        bars.c.symbol == symbol,
-        bars.c.bar_size == bar_size,
-        bars.c.price_type == price_type,
-    )
+    """The series' rows in `bar_rows`; each argument a value or a bind parameter."""
+    return bar_rows.c.series_id == series_id_of(source, symbol, bar_size, price_type)
 
 
 async def held(conn: AsyncConnection, series: Series) -> Held:
-    query = select(func.min(bars.c.ts), func.max(bars.c.ts), func.count()).where(_of(series))
+    query = select(func.min(bar_rows.c.ts), func.max(bar_rows.c.ts), func.count()).where(
+        _of(series)
+    )
     first, last, count = (await conn.execute(query)).one()
     return Held(first, last, count)
 
 
 async def list_series(conn: AsyncConnection, limit: int = 200) -> list[tuple[Series, Held]]:
-    """Every series with bars, with its first and last bar and count (grouped on the bars
-    table's primary key prefix, so an index scan)."""
-    key = (bars.c.source, bars.c.symbol, bars.c.bar_size, bars.c.price_type)
+    """Every series with bars, with its first and last bar and count (grouped on the bars'
+    primary key prefix, the series id, so an index scan)."""
+    named = series_table.c
+    key = (named.source, named.symbol, named.bar_size, named.price_type)
+    spans = (
+        select(
+            bar_rows.c.series_id,
+            func.min(bar_rows.c.ts).label("first"),
+            func.max(bar_rows.c.ts).label("last"),
+            func.count().label("count"),
+        )
+        .group_by(bar_rows.c.series_id)
+        .subquery()
+    )
     query = (
-        select(*key, func.min(bars.c.ts), func.max(bars.c.ts), func.count())
-        .group_by(*key)
+        select(*key, spans.c.first, spans.c.last, spans.c.count)
+        .join_from(spans, series_table, series_table.c.id == spans.c.series_id)
         .order_by(*key)
         .limit(limit)
     )
@@ -91,9 +100,9 @@ async def list_series(conn: AsyncConnection, limit: int = 200) -> list[tuple[Ser
 
 async def bar_times(conn: AsyncConnection, series: Series, lo: int, hi: int) -> list[int]:
     query = (
-        select(bars.c.ts)
-        .where(_of(series), bars.c.ts >= _at(lo), bars.c.ts < _at(hi))
-        .order_by(bars.c.ts)
+        select(bar_rows.c.ts)
+        .where(_of(series), bar_rows.c.ts >= _at(lo), bar_rows.c.ts < _at(hi))
+        .order_by(bar_rows.c.ts)
     )
     return [int(ts.timestamp()) for ts in (await conn.execute(query)).scalars()]
 
@@ -145,9 +154,9 @@ def anything_known() -> ColumnElement[bool]:
     p: dict[str, BindParameter[Any]] = {name: bindparam(f"known_{name}") for name in _KNOWN}
     of = (p["source"], p["symbol"], p["bar_size"], p["price_type"])
     # The bars `measure` reads, with their half-day margin for coarse bars.
-    near = _bars_of(*of), bars.c.ts >= p["near_lo"], bars.c.ts < p["near_hi"]
+    near = _bars_of(*of), bar_rows.c.ts >= p["near_lo"], bar_rows.c.ts < p["near_hi"]
     chunks = _chunks_of(*of, p["lo"], p["hi"])
-    return or_(select(bars.c.ts).where(*near).exists(), chunks.exists())
+    return or_(select(bar_rows.c.ts).where(*near).exists(), chunks.exists())
 
 
 def known_params(series: Series, lo: int, hi: int) -> dict[str, Any]:
