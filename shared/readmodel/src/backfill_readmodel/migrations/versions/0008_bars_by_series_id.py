@@ -35,6 +35,14 @@ FROM bar_rows r JOIN series s ON s.id = r.series_id
 """
 
 
+def _bar_values() -> list[sa.Column[float]]:
+    """A bar's values, the same before and after this migration."""
+    return [
+        *(sa.Column(name, sa.Float(), nullable=False) for name in _VALUES.split(", ")[:5]),
+        sa.Column("adj_close", sa.Float(), nullable=True),
+    ]
+
+
 def upgrade() -> None:
     op.create_table(
         "series",
@@ -56,12 +64,7 @@ def upgrade() -> None:
         "bar_rows",
         sa.Column("series_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("ts", backfill_readmodel.types.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("open", sa.Float(), nullable=False),
-        sa.Column("high", sa.Float(), nullable=False),
-        sa.Column("low", sa.Float(), nullable=False),
-        sa.Column("close", sa.Float(), nullable=False),
-        sa.Column("volume", sa.Float(), nullable=False),
-        sa.Column("adj_close", sa.Float(), nullable=True),
+        *_bar_values(),
         sa.PrimaryKeyConstraint("series_id", "ts", name=op.f("pk_bar_rows")),
     )
     op.execute(
@@ -86,12 +89,7 @@ def downgrade() -> None:
         sa.Column("bar_size", sa.String(length=8), nullable=False),
         sa.Column("price_type", sa.String(length=32), nullable=False),
         sa.Column("ts", backfill_readmodel.types.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("open", sa.Float(), nullable=False),
-        sa.Column("high", sa.Float(), nullable=False),
-        sa.Column("low", sa.Float(), nullable=False),
-        sa.Column("close", sa.Float(), nullable=False),
-        sa.Column("volume", sa.Float(), nullable=False),
-        sa.Column("adj_close", sa.Float(), nullable=True),
+        *_bar_values(),
         sa.PrimaryKeyConstraint(
             "source", "symbol", "bar_size", "price_type", "ts", name=op.f("pk_bars")
         ),
