@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backfill_projector.rows import TERMINAL_STATUSES, BarBlock, Changes, ChunkRow, JobRow
 from backfill_readmodel.tables import (
+    SERIES_ID_SQL,
     bar_rows,
     corporate_actions,
     job_chunks,
@@ -175,10 +176,9 @@ FROM unnest(
 # The block's series: its row if there is one, else a new one. The INSERT only runs when the
 # lookup found nothing, since ON CONFLICT alone would draw (and waste) an id from the sequence
 # for every block.
-_SERIES = """
+_SERIES = f"""
 found AS (
-    SELECT id FROM series
-    WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4
+    {SERIES_ID_SQL}
 ), added AS (
     INSERT INTO series (source, symbol, bar_size, price_type)
     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM found)

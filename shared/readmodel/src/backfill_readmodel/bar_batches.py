@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backfill_readmodel.queries import BarQuery
-from backfill_readmodel.tables import bar_rows, series_id_of
+from backfill_readmodel.tables import SERIES_ID_SQL, bar_rows, series_id_of
 
 # The canonical columns of an export, in order, whatever the source (adj_close: Yahoo only).
 BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "adj_close")
@@ -64,8 +64,7 @@ PG_MIN = datetime(1, 1, 1, tzinfo=UTC)
 PG_MAX = datetime(9999, 12, 31, tzinfo=UTC)
 _PG_PAGE = (
     "SELECT ts, open, high, low, close, volume, adj_close FROM bar_rows"
-    " WHERE series_id = (SELECT id FROM series"
-    " WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4)"
+    f" WHERE series_id = ({SERIES_ID_SQL})"
     " AND ts {op} $5 AND ts < $6 ORDER BY ts LIMIT $7"
 )
 

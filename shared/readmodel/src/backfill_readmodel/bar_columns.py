@@ -28,6 +28,7 @@ from backfill_readmodel.bar_batches import (
     bar_batches,
 )
 from backfill_readmodel.queries import BarQuery
+from backfill_readmodel.tables import SERIES_ID_SQL
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PG_EPOCH_US = 946_684_800_000_000  # PostgreSQL's binary timestamps count from 2000-01-01
@@ -122,8 +123,7 @@ async def column_batches(
 
 _COPY_PAGE = (
     "SELECT ts, open, high, low, close, volume, coalesce(adj_close, 0), adj_close IS NULL"
-    " FROM bar_rows WHERE series_id = (SELECT id FROM series"
-    " WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4)"
+    f" FROM bar_rows WHERE series_id = ({SERIES_ID_SQL})"
     " AND ts {op} $5 AND ts < $6 ORDER BY ts LIMIT $7"
 )
 # One tuple of the binary COPY: a field count, then (length, value) per field, big-endian.

@@ -150,16 +150,22 @@ bar_rows = Table(
 # table was before migration 0008. For reading a few bars and for SQL written against the old
 # table; not in `metadata` (migrations create it). Scans in time order use `bar_rows` (see
 # series_id_of), and nothing can insert into it.
-views = MetaData()
+view_metadata = MetaData()
 bars = Table(
     "bars",
-    views,
+    view_metadata,
     Column("source", String(32), primary_key=True),
     Column("symbol", String(32), primary_key=True),
     Column("bar_size", String(8), primary_key=True),
     Column("price_type", String(32), primary_key=True),
     Column("ts", UtcDateTime, primary_key=True),
     *_bar_values(),
+)
+
+
+# `series_id_of` for raw SQL, its four names bound to $1-$4 (asyncpg's placeholders).
+SERIES_ID_SQL = (
+    "SELECT id FROM series WHERE source = $1 AND symbol = $2 AND bar_size = $3 AND price_type = $4"
 )
 
 
