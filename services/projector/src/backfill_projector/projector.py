@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Sequence
 from typing import Any
+from uuid import uuid4
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -45,6 +46,7 @@ from backfill_contracts.errors import describe_validation_error
 from backfill_projector import store
 from backfill_projector.faults import Backoff, OutageLog, outage_of, pause
 from backfill_projector.fold import fold
+from backfill_projector.known import KnownRows, Mark
 from backfill_projector.metrics import BatchTally, ProjectorMetrics
 from backfill_projector.rows import Changes
 
@@ -73,6 +75,7 @@ class Projector:
         self.metrics = metrics or ProjectorMetrics()
         self.liveness = liveness or Liveness(None)
         self._read_pending_first = True
+        self._known = KnownRows()  # the rows of the last commit, for the next batches
 
     @property
     def stream(self) -> str:
@@ -113,8 +116,15 @@ class Projector:
             return 0
         began = time.monotonic()
         tally = BatchTally()
-        async with self.engine.begin() as conn:
-            await self.apply(conn, entries, dead_letter_invalid=True, tally=tally)
+        try:
+            async with self.engine.begin() as conn:
+                await self.apply(
+                    conn, entries, dead_letter_invalid=True, tally=tally, known=self._known
+                )
+        except BaseException:
+            self._known.forget()  # folding changed its rows in place, and nothing was written
+            raise
+        self._known.committed()
         self.metrics.committed(tally, time.monotonic() - began, self.stream)
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             pipe.xack(self.stream, EVENTS_GROUP, *[entry_id for entry_id, _ in entries])
@@ -144,12 +154,17 @@ class Projector:
         *,
         dead_letter_invalid: bool,
         tally: BatchTally | None = None,
+        known: KnownRows | None = None,
     ) -> None:
         """Fold entries into the tables within the caller's transaction, position included.
 
-        `tally`, when given, counts what was folded (for the metrics, once committed).
+        `tally`, when given, counts what was folded (for the metrics, once committed). `known`:
+        rows remembered from the last commit, used while the tables are still as it left them;
+        what this batch folds is staged in it, for the caller to confirm once committed.
         """
-        position = await store.read_position(conn, self.stream)
+        position, token = await store.read_position(conn, self.stream)
+        if known is not None:
+            known.check(position, token)
         done = store.parse_entry_id(position) if position else (0, 0)
         events: list[tuple[str, AnyEvent]] = []
         last_id = position
@@ -175,7 +190,7 @@ class Projector:
         if last_id is None or last_id == position:
             return
         changes = Changes()
-        await store.load(conn, changes, *_touched(events))
+        await _load(conn, changes, events, known)
         # Log lines while folding a job's event name the job (and its request, when known).
         # Set per event and reset once per batch: a context manager per event costs more.
         job_token, correlation_token = job_id_var.set(None), correlation_id_var.set(None)
@@ -194,12 +209,17 @@ class Projector:
                     # and the events after it fold onto what is left.
                     await store.save(conn, changes)
                     changes = Changes()
-                    await store.load(conn, changes, *_touched(events[index + 1 :]))
+                    if known is not None:
+                        known.forget()  # the cleanup deleted rows it may hold
+                    await _load(conn, changes, events[index + 1 :], known)
         finally:
             correlation_id_var.reset(correlation_token)
             job_id_var.reset(job_token)
         await store.save(conn, changes)
-        await store.write_position(conn, self.stream, last_id)
+        mark = Mark(last_id, uuid4().hex)
+        await store.write_position(conn, self.stream, last_id, mark.token)
+        if known is not None:
+            known.stage(changes, mark)
 
     async def rebuild(self, page_size: int = 1000) -> int:
         """Rebuild the projections from the retained log, in one transaction; returns entries read.
@@ -243,6 +263,20 @@ def _about(changes: Changes, event: AnyEvent) -> None:
         correlation = job.correlation_id if job is not None else None
     job_id_var.set(event.job_id)
     correlation_id_var.set(correlation or event.job_id)
+
+
+async def _load(
+    conn: AsyncConnection,
+    changes: Changes,
+    events: Sequence[tuple[str, AnyEvent]],
+    known: KnownRows | None,
+) -> None:
+    """Bring the rows these events touch into `changes`: the known ones, the rest from the
+    tables."""
+    job_ids, worker_ids = _touched(events)
+    if known is not None:
+        job_ids = known.lend(changes, job_ids)
+    await store.load(conn, changes, job_ids, worker_ids)
 
 
 def _touched(events: Sequence[tuple[str, AnyEvent]]) -> tuple[set[str], set[str]]:

@@ -36,11 +36,14 @@ def parse_entry_id(entry_id: str) -> tuple[int, int]:
     return int(millis), int(counter or 0)
 
 
-async def read_position(conn: AsyncConnection, stream: str) -> str | None:
-    query = select(projector_positions.c.last_id).where(projector_positions.c.stream == stream)
+async def read_position(conn: AsyncConnection, stream: str) -> tuple[str | None, str | None]:
+    """The position and the token its commit wrote with it (None, None before any)."""
+    positions = projector_positions
+    query = select(positions.c.last_id, positions.c.written_by).where(positions.c.stream == stream)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()  # a rebuild and the live projector never interleave
-    return (await conn.execute(query)).scalar_one_or_none()
+    row = (await conn.execute(query)).first()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 async def committed_position(conn: AsyncConnection, stream: str) -> str | None:
@@ -49,19 +52,23 @@ async def committed_position(conn: AsyncConnection, stream: str) -> str | None:
     return (await conn.execute(query)).scalar_one_or_none()
 
 
-async def write_position(conn: AsyncConnection, stream: str, last_id: str) -> None:
-    await upsert(conn, projector_positions, [{"stream": stream, "last_id": last_id}], ["stream"])
+async def write_position(conn: AsyncConnection, stream: str, last_id: str, token: str) -> None:
+    row = {"stream": stream, "last_id": last_id, "written_by": token}
+    await upsert(conn, projector_positions, [row], ["stream"])
 
 
 async def load(
     conn: AsyncConnection, changes: Changes, job_ids: set[str], worker_ids: set[str]
 ) -> None:
     """Bring the rows a batch touches into memory."""
+    found: set[str] = set()
     if job_ids:
         rows = await conn.execute(select(jobs).where(jobs.c.job_id.in_(job_ids)))
         for row in rows.mappings():
             changes.jobs[row["job_id"]] = JobRow(**{name: row[name] for name in _JOB_FIELDS})
-        rows = await conn.execute(select(job_chunks).where(job_chunks.c.job_id.in_(job_ids)))
+            found.add(row["job_id"])
+    if found:  # chunks exist only for jobs that do: a batch of new jobs reads once
+        rows = await conn.execute(select(job_chunks).where(job_chunks.c.job_id.in_(found)))
         for row in rows.mappings():
             chunk = ChunkRow(**{name: row[name] for name in _CHUNK_FIELDS})
             changes.chunks[(chunk.job_id, chunk.chunk)] = chunk

@@ -218,4 +218,7 @@ projector_positions = Table(
     Column("stream", String(200), primary_key=True),
     # The last event folded into the tables, committed in the same transaction as its rows.
     Column("last_id", String(40), nullable=False),
+    # A token fresh with each commit of the projector: while the position and this are still
+    # the ones it wrote, nobody else wrote the tables, and the rows it remembers hold.
+    Column("written_by", String(40)),
 )
