@@ -54,17 +54,20 @@ async def fold(projector: Projector, engine: AsyncEngine, events: list[Any]) -> 
     await wait_until(folded, 20, f"folded up to {last}")
 
 
-async def _job_and_chunks(engine: AsyncEngine, job_id: str) -> tuple[Any, list[Any]]:
+async def _assert_succeeded(engine: AsyncEngine, life: JobLife) -> None:
+    """The job's row and chunk rows as its events say, each chunk folded exactly once."""
     async with engine.connect() as conn:
-        job = (await conn.execute(select(jobs).where(jobs.c.job_id == job_id))).mappings().one()
-        chunks = (
-            await conn.execute(
-                select(job_chunks.c.chunk, job_chunks.c.status, job_chunks.c.tries)
-                .where(job_chunks.c.job_id == job_id)
-                .order_by(job_chunks.c.chunk)
-            )
-        ).all()
-    return job, [tuple(chunk) for chunk in chunks]
+        job = (
+            (await conn.execute(select(jobs).where(jobs.c.job_id == life.job_id))).mappings().one()
+        )
+        chunks = await conn.execute(
+            select(job_chunks.c.chunk, job_chunks.c.status, job_chunks.c.tries)
+            .where(job_chunks.c.job_id == life.job_id)
+            .order_by(job_chunks.c.chunk)
+        )
+        stored = [tuple(chunk) for chunk in chunks]
+    assert (job["status"], job["chunks_done"], job["bars_stored"]) == ("succeeded", 3, 12)
+    assert stored == [(0, "done", 1), (1, "done", 1), (2, "done", 1)]
 
 
 def _life(job_id: str) -> JobLife:
@@ -89,9 +92,7 @@ async def test_a_running_job_is_folded_without_reading_its_rows_again(
         await fold(projector, engine, [*chunks, succeeded])
     assert reads == []  # the rows of the last commit, still the tables' own
 
-    job, stored = await _job_and_chunks(engine, life.job_id)
-    assert (job["status"], job["chunks_done"], job["bars_stored"]) == ("succeeded", 3, 12)
-    assert stored == [(0, "done", 1), (1, "done", 1), (2, "done", 1)]
+    await _assert_succeeded(engine, life)
 
 
 async def test_a_commit_by_someone_else_makes_it_read_the_tables_again(
@@ -113,9 +114,7 @@ async def test_a_commit_by_someone_else_makes_it_read_the_tables_again(
     assert reads == ["jobs", "job_chunks"]
     await fold(first, engine, [chunk2, succeeded])
 
-    job, stored = await _job_and_chunks(engine, life.job_id)
-    assert (job["status"], job["chunks_done"], job["bars_stored"]) == ("succeeded", 3, 12)
-    assert stored == [(0, "done", 1), (1, "done", 1), (2, "done", 1)]
+    await _assert_succeeded(engine, life)
 
 
 async def test_a_batch_that_failed_halfway_is_folded_again_from_the_tables(
@@ -145,9 +144,7 @@ async def test_a_batch_that_failed_halfway_is_folded_again_from_the_tables(
         stop.set()
         await asyncio.wait_for(task, 30)
 
-    job, stored = await _job_and_chunks(engine, life.job_id)
-    assert (job["status"], job["chunks_done"], job["bars_stored"]) == ("succeeded", 3, 12)
-    assert stored == [(0, "done", 1), (1, "done", 1), (2, "done", 1)]
+    await _assert_succeeded(engine, life)
 
 
 async def _read(reads: list[str]) -> bool:
