@@ -152,18 +152,18 @@ async def _series_ids(
 
 def _block_params(block: BarBlock) -> tuple[Any, ...]:
     b = block.bars
+    n = len(b.ts)
+    # One two-dimensional array for every column (ts too: epoch seconds are exact in a float8).
+    # asyncpg checks each element of an array against collections.abc.Iterable, a slow ABC
+    # check, but of a nested array only the first row's elements. Client CPU per 390-bar block
+    # went from 0.40 to 0.13 ms; the check was 14 % of the projector's samples in issue #9's A3.
+    columns = (b.ts, b.open, b.high, b.low, b.close, b.volume, b.adj_close or [None] * n)
     return (
         block.source,
         block.symbol,
         block.bar_size,
         block.price_type,
-        b.ts,
-        b.open,
-        b.high,
-        b.low,
-        b.close,
-        b.volume,
-        b.adj_close,  # None pads the column with NULLs in a multi-argument unnest
+        columns,
         min(b.ts, default=0),
         max(b.ts, default=0),
     )
@@ -177,8 +177,8 @@ _BLOCK_ROWS = f"""
 SELECT DISTINCT ON (b.ts)
     (SELECT id FROM named), to_timestamp(b.ts), {", ".join("b." + v for v in _BAR_VALUES)}
 FROM unnest(
-    $5::bigint[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[],
-    $11::float8[]
+    ($5::float8[])[1:1], ($5::float8[])[2:2], ($5::float8[])[3:3], ($5::float8[])[4:4],
+    ($5::float8[])[5:5], ($5::float8[])[6:6], ($5::float8[])[7:7]
 ) WITH ORDINALITY AS b(ts, {", ".join(_BAR_VALUES)}, n)"""
 # The block's series: its row if there is one, else a new one. The INSERT only runs when the
 # lookup found nothing, since ON CONFLICT alone would draw (and waste) an id from the sequence
@@ -205,7 +205,7 @@ WITH {_SERIES.strip()}, present AS (
     SELECT EXISTS (
         SELECT 1 FROM bar_rows
         WHERE series_id = (SELECT id FROM named)
-            AND ts BETWEEN to_timestamp($12) AND to_timestamp($13)
+            AND ts BETWEEN to_timestamp($6) AND to_timestamp($7)
     ) AS stored
 ), fresh AS (
     INSERT INTO bar_rows ({_COLUMNS}){_BLOCK_ROWS}
