@@ -127,6 +127,27 @@ async def test_no_subscriber_no_post(stack: Stack, receiver: HttpReceiver) -> No
     assert await webhook_events(stack, job_id) == []
 
 
+async def test_with_no_subscriber_the_log_is_skipped_unread(
+    stack: Stack, receiver: HttpReceiver
+) -> None:
+    """Nobody subscribes: the notifier's group is moved to the log's end instead of reading it
+    (every chunk's bars would come back from Redis only to be acked), and the first ending after
+    a subscription is still posted."""
+    unwatched = await stack.submit(**JOB, end="2024-01-10")
+    await stack.wait_job(unwatched)
+    await wait_until(lambda: notifier_idle(stack), message="notifier at the log's end")
+    (group,) = [
+        g for g in await stack.redis.xinfo_groups(stack.names.events) if g["name"] == b"webhooks"
+    ]
+    assert group["entries-read"] is None  # set there (XGROUP SETID), never read through
+
+    await write_console_webhook(stack.redis, stack.names, await receiver.start(), SECRET)
+    watched = await stack.submit(**JOB, end="2024-01-10")
+    await stack.wait_job(watched)
+    await wait_until(lambda: webhook_events(stack, watched), message="the next ending posted")
+    assert [json.loads(h.body)["job_id"] for h in receiver.received] == [watched]
+
+
 async def test_a_notifier_error_is_logged_and_survived(
     stack: Stack, receiver: HttpReceiver, notifier_records: Records
 ) -> None:

@@ -54,6 +54,7 @@ from backfill_bus.webhooks import (
     read_webhooks,
     sign,
     signature_matches,
+    skip_unwatched,
     write_console_webhook,
 )
 
@@ -105,6 +106,7 @@ __all__ = [
     "request_cleanup_once",
     "sign",
     "signature_matches",
+    "skip_unwatched",
     "submitted_key",
     "take_ownership",
     "trim_commands",

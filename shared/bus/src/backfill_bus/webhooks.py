@@ -177,6 +177,25 @@ async def read_webhooks(redis: Redis, names: Names) -> list[WebhookSubscription]
     return sorted(found, key=lambda s: (s.created or datetime.min.replace(tzinfo=UTC), s.id))
 
 
+# With no subscription (nor a legacy one), a consumer group on the event log is moved to the
+# log's end instead of reading it: every entry so far was appended before anyone subscribed, so
+# a read would have acked them all unposted too. Check and move are one script, so a
+# subscription added meanwhile cannot slip between them: what follows it is read.
+_SKIP_UNWATCHED = """
+if redis.call('HLEN', KEYS[2]) > 0 or redis.call('EXISTS', KEYS[3]) == 1 then
+    return 0
+end
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], '$')
+return 1
+"""
+
+
+async def skip_unwatched(redis: Redis, names: Names, group: str) -> bool:
+    """True when nobody subscribes and `group` now stands at the end of `events`."""
+    keys = [names.events, _key(names), _legacy_key(names)]
+    return bool(await redis.eval(_SKIP_UNWATCHED, len(keys), *keys, group))
+
+
 async def read_webhook(redis: Redis, names: Names, webhook_id: str) -> WebhookSubscription | None:
     return (await _all(redis, names)).get(webhook_id)
 
