@@ -133,6 +133,39 @@ async def test_events_their_notes_and_the_commands_ack_go_out_together(
     assert pending["pending"] == 0
 
 
+async def test_reads_queued_after_the_events_see_them_in_the_same_round_trip(
+    redis: Redis, namespace: str
+) -> None:
+    """A worker's cancel check rides with its chunk's event; a Redis that forgot the emit
+    script (restarted, flushed) has it loaded again, with nothing logged twice."""
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    key = names.job_key("job-1", "chunks_done")
+    await log.emit(JobSucceeded, job_id="job-1", attempt=1, chunks=0, bars=0)  # seq 1
+    await redis.script_flush()
+
+    events, replies = await log.emit_all_then_read(
+        "job-1",
+        1,
+        [
+            Draft(JobSucceeded, {"chunks": 1, "bars": 390}, Note(key, "0:1:2", 390)),
+            Draft(JobSucceeded, {"chunks": 2, "bars": 0}),
+        ],
+        lambda pipe: (pipe.xlen(names.events), pipe.hgetall(key)),
+    )
+
+    assert [e.seq for e in events] == [2, 3]
+    assert replies == [3, {b"0:1:2": b"390"}]
+    assert (await logged(redis, names))[-2:] == events
+    more, replies = await log.emit_all_then_read(
+        "job-1",
+        1,
+        [Draft(JobSucceeded, {"chunks": 3, "bars": 0})],
+        lambda pipe: pipe.xlen(names.events),
+    )
+    assert ([e.seq for e in more], replies) == ([4], [4])
+
+
 async def test_without_an_ack_the_command_stays_pending(redis: Redis, namespace: str) -> None:
     names = Names(namespace)
     log = EventLog(redis, names, "worker")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from backfill_bus.codec import encode, text
 from backfill_bus.names import Names
@@ -103,7 +105,48 @@ class EventLog:
     ) -> list[JobEvent]:
         """Append the drafts' events, in order, with their notes and then `ack`, atomically in
         one round trip; returns the events as logged (seq included)."""
-        events = [
+        events = self._events(job_id, attempt, drafts)
+        call = self._script_call(events, job_id, drafts, ack)
+        if call is None:
+            return await self._emit_slowly(job_id, events, drafts, ack)
+        keys, args = call
+        seqs: Any = await self._emit(keys=keys, args=args)
+        return _sequenced(events, seqs)
+
+    async def emit_all_then_read(
+        self,
+        job_id: str,
+        attempt: int,
+        drafts: Sequence[Draft],
+        reads: Callable[[Pipeline], object],
+    ) -> tuple[list[JobEvent], list[Any]]:
+        """`emit_all`, then the reads `reads` queues on a pipeline, in the same round trip: the
+        replies (in queued order) see the events on the log. A worker's cancel check after each
+        chunk's event rides with it, a round trip less per chunk."""
+        events = self._events(job_id, attempt, drafts)
+        call = self._script_call(events, job_id, drafts, None)
+        if call is None:
+            logged = await self._emit_slowly(job_id, events, drafts, None)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                reads(pipe)
+                return logged, await pipe.execute()
+        keys, args = call
+        for _ in range(2):
+            # By digest, not through the Script object: a pipeline holding one asks Redis
+            # whether it knows the script first, a round trip of its own on every execute.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self._emit.sha, len(keys), *keys, *args)
+                reads(pipe)
+                try:
+                    seqs, *replies = await pipe.execute()
+                except NoScriptError:  # a restarted or flushed Redis: nothing ran, load it
+                    self._emit.sha = await self.redis.script_load(_EMIT)
+                    continue
+            return _sequenced(events, seqs), replies
+        raise RuntimeError("Redis forgot the emit script as soon as it was loaded")
+
+    def _events(self, job_id: str, attempt: int, drafts: Sequence[Draft]) -> list[JobEvent]:
+        return [
             draft.event_type(
                 job_id=job_id,
                 attempt=attempt,
@@ -113,6 +156,12 @@ class EventLog:
             )
             for draft in drafts
         ]
+
+    def _script_call(
+        self, events: list[JobEvent], job_id: str, drafts: Sequence[Draft], ack: Ack | None
+    ) -> tuple[list[Any], list[Any]] | None:
+        """The emit script's keys and arguments; None when a body hides its seq (never
+        expected: the caller then takes the slower way, still correct)."""
         halves = []
         for event in events:
             body = event.model_dump_json().encode()
@@ -120,10 +169,10 @@ class EventLog:
             # keeps declaration order, and JobEvent declares it), and quotes inside strings are
             # escaped: the first match is the envelope's, whatever a user's options hold.
             head, found, tail = body.partition(_SEQ_TEXT)
-            if not found:  # never expected; the slower way is still correct
-                return await self._emit_slowly(job_id, events, drafts, ack)
+            if not found:
+                return None
             halves.append((head + b'"seq":', tail))
-        keys = [self.names.job_key(job_id, "seq"), self.names.events]
+        keys: list[Any] = [self.names.job_key(job_id, "seq"), self.names.events]
         args: list[Any] = [JOB_KEY_TTL_S, DATA_FIELD, len(events)]
         for (head, tail), draft in zip(halves, drafts, strict=True):
             note = draft.note
@@ -140,8 +189,7 @@ class EventLog:
         for n, pointer in pointed:
             keys += [pointer.key, pointer.lease]
             args += [n, pointer.ttl_s, pointer.holder]
-        seqs: Any = await self._emit(keys=keys, args=args)
-        return [e.model_copy(update={"seq": int(s)}) for e, s in zip(events, seqs, strict=True)]
+        return keys, args
 
     async def _emit_slowly(
         self, job_id: str, events: list[JobEvent], drafts: Sequence[Draft], ack: Ack | None
@@ -166,6 +214,10 @@ class EventLog:
                     pipe.set(pointer.key, entry_id, ex=pointer.ttl_s)
             await pipe.execute()
         return sequenced
+
+
+def _sequenced(events: list[JobEvent], seqs: Any) -> list[JobEvent]:
+    return [e.model_copy(update={"seq": int(s)}) for e, s in zip(events, seqs, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from backfill_bus import (
     EventLog,
@@ -277,8 +278,8 @@ class JobRunner:
         collected: list[Draft] = []
         for chunk in to_fetch:
             if collected:
-                await self._emit_all(job, collected)
-            if run.cancels_fresh:
+                await self._emit_and_check(run, collected)
+            elif run.cancels_fresh:
                 self._stop_if_asked(run, None)
             else:
                 await self._check(run)
@@ -429,16 +430,46 @@ class JobRunner:
         them, maybe), so a cancel waiting on the stream still stops the job at this check.
         """
         self._stop_if_asked(run, None)
-        key = cancel_key(self.names, run.job.job_id)
 
         async def read() -> tuple[Any, Any]:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(key)
-                queued = self.cancels.read_on(pipe)
-                replies = await pipe.execute()
-            return replies[0], replies[1] if queued else None
+                taken = self._queue_cancel_reads(pipe, run.job.job_id)
+                return taken(await pipe.execute())
 
         flag, page = await self._redis(read, "reading cancels")
+        await self._stop_if_cancelled(run, flag, page)
+
+    async def _emit_and_check(self, run: _Run, drafts: list[Draft]) -> None:
+        """`_emit_all`, then `_check`, in one round trip: the cancel reads ride with the
+        events (a chunk's event, then the look before the next chunk)."""
+        job = run.job
+        taken: list[Callable[[list[Any]], tuple[Any, Any]]] = []
+
+        async def emit() -> list[Any]:
+            taken.clear()  # a retry queues the reads again
+            _, replies = await self.events.emit_all_then_read(
+                job.job_id,
+                job.attempt,
+                drafts,
+                lambda pipe: taken.append(self._queue_cancel_reads(pipe, job.job_id)),
+            )
+            return replies
+
+        replies = await retry_on_disconnect(emit, "emitting a chunk and reading cancels")
+        self._count(drafts)
+        self._stop_if_asked(run, None)
+        await self._stop_if_cancelled(run, *taken[-1](replies))
+
+    def _queue_cancel_reads(
+        self, pipe: Pipeline, job_id: str
+    ) -> Callable[[list[Any]], tuple[Any, Any]]:
+        """Queue the job's cancel flag and the next page of published cancels on `pipe`;
+        returns how to take (flag, page) from the replies to what was queued from here on."""
+        pipe.get(cancel_key(self.names, job_id))
+        queued = self.cancels.read_on(pipe)
+        return lambda replies: (replies[0], replies[1] if queued else None)
+
+    async def _stop_if_cancelled(self, run: _Run, flag: Any, page: Any) -> None:
         run.cancels_fresh = True
         self._stop_if_asked(run, await self._applied_cancels(run.job.job_id, page, reason_of(flag)))
 
@@ -465,12 +496,15 @@ class JobRunner:
 
         what = " and ".join(draft.event_type.__name__ for draft in drafts)
         events = await retry_on_disconnect(emit, f"emitting {what}")
+        self._count(drafts)
+        return events
+
+    def _count(self, drafts: list[Draft]) -> None:
         for draft in drafts:
             if draft.event_type is JobStarted:
                 self.metrics.jobs_started.inc()
             elif (status := _ENDINGS.get(draft.event_type)) is not None:
                 self.metrics.job_finished(status)
-        return events
 
     async def _redis(self, operation: Any, what: str) -> Any:
         return await retry_on_disconnect(operation, what)
