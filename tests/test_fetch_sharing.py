@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -162,6 +163,46 @@ async def test_a_dead_leaders_lease_lapses_and_the_follower_fetches(
         assert events[waited]["data"]["chunk"] == 0
         assert "job killed-job has it under way" in events[waited]["data"]["message"]
         assert all(c["shared_from"] is None for c in _collected(events).values())
+        assert await stack.redis.exists(lease) == 0
+
+
+class CancellingSim(SimSource):
+    """The sim, its job cancelled as the first chunk's bars come back: the cancel is found by
+    the look that goes out with that chunk's event, which also asks for the next chunk's lease."""
+
+    def __init__(self, cancel: Callable[[str], Awaitable[None]]) -> None:
+        self.cancel = cancel
+        self.windows: list[str] = []
+
+    async def fetch(self, request: FetchRequest) -> BarBatch:
+        self.windows.append(request.chunk.start.date().isoformat())
+        bars = await super().fetch(request)
+        if request.chunk.index == 0:
+            await self.cancel(request.job.job_id)
+        return bars
+
+
+async def test_a_job_stopped_at_the_look_before_a_chunk_lets_go_of_its_lease(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    """A lease asked for with the previous chunk's event, for a fetch the job will not make,
+    is dropped at once: another job needing that chunk must not wait for it to lapse."""
+    body = {**DAYS, "symbol": "STOPS", "options": {}}
+    plan = await SimSource().plan(CollectBars(job_id="probe", **body))
+    identity = fetch_identity(CollectBars(job_id="probe", **body), plan, plan.chunks[1])
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+
+        async def cancel(job_id: str) -> None:
+            response = await stack.api.post(f"/api/v1/jobs/{job_id}/cancel")
+            assert response.json()["status"] == "cancelling", response.text
+
+        sim = CancellingSim(cancel)
+        await stack.start_worker(f"{namespace}w", source=sim, fetch_lease_ms=60_000)
+        job_id = await stack.submit(**body)
+        assert (await stack.wait_job(job_id))["status"] == "cancelled"
+        assert sim.windows == ["2024-01-02"]  # the second chunk was never fetched
+        assert list(_collected(await _events(stack, job_id))) == [0]
+        lease = stack.names.source_key("sim", f"fetch:{identity}:lease")
         assert await stack.redis.exists(lease) == 0
 
 

@@ -120,9 +120,10 @@ class EventLog:
         drafts: Sequence[Draft],
         reads: Callable[[Pipeline], object],
     ) -> tuple[list[JobEvent], list[Any]]:
-        """`emit_all`, then the reads `reads` queues on a pipeline, in the same round trip: the
-        replies (in queued order) see the events on the log. A worker's cancel check after each
-        chunk's event rides with it, a round trip less per chunk."""
+        """`emit_all`, then the commands `reads` queues on a pipeline, in the same round trip:
+        their replies (in queued order) see the events on the log. A reply may be the error
+        its command met (the events are on the log all the same): the caller judges it. A
+        worker's cancel check and its ask for the next chunk ride with a chunk's event."""
         events = self._events(job_id, attempt, drafts)
         call = self._script_call(events, job_id, drafts, None)
         if call is None:
@@ -137,11 +138,12 @@ class EventLog:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.evalsha(self._emit.sha, len(keys), *keys, *args)
                 reads(pipe)
-                try:
-                    seqs, *replies = await pipe.execute()
-                except NoScriptError:  # a restarted or flushed Redis: nothing ran, load it
-                    self._emit.sha = await self.redis.script_load(_EMIT)
-                    continue
+                seqs, *replies = await pipe.execute(raise_on_error=False)
+            if isinstance(seqs, NoScriptError):  # a restarted or flushed Redis: nothing ran
+                self._emit.sha = await self.redis.script_load(_EMIT)
+                continue
+            if isinstance(seqs, Exception):
+                raise seqs
             return _sequenced(events, seqs), replies
         raise RuntimeError("Redis forgot the emit script as soon as it was loaded")
 

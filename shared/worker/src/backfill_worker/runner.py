@@ -263,33 +263,32 @@ class JobRunner:
         job = run.job
         checkpoints = Checkpoints(self.redis, self.names, job.job_id)
         done = await self._redis(lambda: checkpoints.done(plan.chunks, read), "reading checkpoints")
-        await self._emit(
+        started = Draft(
             JobStarted,
-            job,
-            worker_id=self.worker_id,
-            price_type=plan.price_type,
-            chunks=plan.chunks,
-            resumed_chunks=sorted(done),
-            instrument=plan.instrument,
-            skipped_chunks=plan.skipped,
+            {
+                "worker_id": self.worker_id,
+                "price_type": plan.price_type,
+                "chunks": plan.chunks,
+                "resumed_chunks": sorted(done),
+                "instrument": plan.instrument,
+                "skipped_chunks": plan.skipped,
+            },
         )
         bars_total = sum(done.values())
         to_fetch = [chunk for chunk in plan.chunks if chunk.index not in done]
-        collected: list[Draft] = []
+        # Each fetch's event goes out with the look before the next fetch (cancels, and the
+        # next chunk's lease): the start with the first, one round trip between chunks.
+        pending: list[Draft] = [started]
         for chunk in to_fetch:
-            if collected:
-                await self._emit_and_check(run, collected)
-            elif run.cancels_fresh:
-                self._stop_if_asked(run, None)
-            else:
-                await self._check(run)
+            identity = fetch_identity(job, plan, chunk)
+            asked = await self._emit_and_check(run, pending, None if job.force else identity)
             run.cancels_fresh = False
-            shared = await self._fetch_with_retries(run, chunk, fetch_identity(job, plan, chunk))
+            shared = await self._fetch_with_retries(run, chunk, identity, asked)
             if shared is None:
                 return False  # the job failed; its terminal event is on the log
             fetched = shared.fetched
             bars = fetched.bars
-            collected = [
+            pending = [
                 Draft(
                     ChunkCollected,
                     {
@@ -309,11 +308,11 @@ class JobRunner:
             ]
             bars_total += len(bars)
         success = Draft(JobSucceeded, {"chunks": len(plan.chunks), "bars": bars_total})
-        await self._emit_all(job, [*collected, success], run.ack)
+        await self._emit_all(job, [*pending, success], run.ack)
         return run.ack is not None
 
     async def _fetch_with_retries(
-        self, run: _Run, chunk: ChunkSpec, identity: str
+        self, run: _Run, chunk: ChunkSpec, identity: str, asked: Any = None
     ) -> Shared | None:
         """The chunk's bars, or None once the job has failed (its failed event emitted).
 
@@ -330,7 +329,7 @@ class JobRunner:
                 request = FetchRequest(job, chunk, try_number)
                 shared = await self._watched(
                     run,
-                    partial(self._fetch_once, request, identity),
+                    partial(self._fetch_once, request, identity, asked),
                     chunk.index,
                     self.limits.request_timeout_s,
                 )
@@ -341,6 +340,7 @@ class JobRunner:
                     self.metrics.chunk_fetched(outcome, time.monotonic() - began)
                 return shared
             except SourceError as error:
+                asked = None  # a lease taken by that look was dropped with the failed try
                 self.metrics.chunk_fetched(error.outcome.value, time.monotonic() - began)
                 if error.outcome not in _WAITS:
                     counted += 1
@@ -372,8 +372,9 @@ class JobRunner:
                 )
                 await self._sleep(run, delay)
 
-    async def _fetch_once(self, request: FetchRequest, identity: str) -> Shared:
-        """One try: with jobs fetching the same chunk now, one request between them."""
+    async def _fetch_once(self, request: FetchRequest, identity: str, asked: Any) -> Shared:
+        """One try: with jobs fetching the same chunk now, one request between them (`asked`:
+        the sharing's first look, made with the event before)."""
 
         async def own() -> Fetched:
             result = await self.source.fetch(request)
@@ -381,7 +382,7 @@ class JobRunner:
 
         if request.job.force:  # asked for fresh bars: not even a minute-old fetch will do
             return Shared(await own(), None)
-        return await self.sharing.fetch(identity, request.job.job_id, own)
+        return await self.sharing.fetch(identity, request.job.job_id, own, asked)
 
     async def _watched(
         self,
@@ -439,26 +440,36 @@ class JobRunner:
         flag, page = await self._redis(read, "reading cancels")
         await self._stop_if_cancelled(run, flag, page)
 
-    async def _emit_and_check(self, run: _Run, drafts: list[Draft]) -> None:
-        """`_emit_all`, then `_check`, in one round trip: the cancel reads ride with the
-        events (a chunk's event, then the look before the next chunk)."""
+    async def _emit_and_check(self, run: _Run, drafts: list[Draft], ask: str | None) -> Any:
+        """`_emit_all`, then `_check`, in one round trip, with the sharing's first look for the
+        fetch `ask` names (None: none) riding along too; returns that look's reply."""
         job = run.job
         taken: list[Callable[[list[Any]], tuple[Any, Any]]] = []
+
+        def reads(pipe: Pipeline) -> None:
+            taken.append(self._queue_cancel_reads(pipe, job.job_id))
+            if ask is not None:
+                self.sharing.ask_on(pipe, ask, job.job_id)
 
         async def emit() -> list[Any]:
             taken.clear()  # a retry queues the reads again
             _, replies = await self.events.emit_all_then_read(
-                job.job_id,
-                job.attempt,
-                drafts,
-                lambda pipe: taken.append(self._queue_cancel_reads(pipe, job.job_id)),
+                job.job_id, job.attempt, drafts, reads
             )
             return replies
 
-        replies = await retry_on_disconnect(emit, "emitting a chunk and reading cancels")
+        replies = await retry_on_disconnect(emit, "emitting and reading cancels")
         self._count(drafts)
-        self._stop_if_asked(run, None)
-        await self._stop_if_cancelled(run, *taken[-1](replies))
+        asked = replies[-1] if ask is not None else None
+        try:
+            flag, page = taken[-1](replies)
+            self._stop_if_asked(run, None)
+            await self._stop_if_cancelled(run, flag, page)
+        except BaseException:
+            if ask is not None:  # the fetch will not be made: followers must not wait for it
+                await self.sharing.drop(ask, job.job_id, asked)
+            raise
+        return asked
 
     def _queue_cancel_reads(
         self, pipe: Pipeline, job_id: str
@@ -467,7 +478,15 @@ class JobRunner:
         returns how to take (flag, page) from the replies to what was queued from here on."""
         pipe.get(cancel_key(self.names, job_id))
         queued = self.cancels.read_on(pipe)
-        return lambda replies: (replies[0], replies[1] if queued else None)
+
+        def taken(replies: list[Any]) -> tuple[Any, Any]:
+            flag, page = replies[0], replies[1] if queued else None
+            for reply in (flag, page):
+                if isinstance(reply, Exception):
+                    raise reply  # as a read on its own would have
+            return flag, page
+
+        return taken
 
     async def _stop_if_cancelled(self, run: _Run, flag: Any, page: Any) -> None:
         run.cancels_fresh = True

@@ -29,9 +29,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from backfill_bus import Names
 from backfill_bus.event_log import Pointer
@@ -79,6 +81,14 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+def _reply(asked: Any) -> tuple[bytes, bytes] | None:
+    """An ask's reply as (what, value); None for none, or for the error it met (NOSCRIPT
+    after a Redis restart): the fetch then asks again, by the script, which loads itself."""
+    if isinstance(asked, list | tuple) and len(asked) == 2:
+        return (asked[0], asked[1])
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +148,31 @@ class SharedFetches:
             self.names.source_key(self.source, f"fetch:{identity}:result"),
         )
 
+    def ask_on(self, pipe: Pipeline, identity: str, job_id: str) -> None:
+        """Queue the first look for this fetch on `pipe` (the event before it goes out in the
+        same round trip); pass its reply to `fetch` as `asked`, or to `drop` if the job stops."""
+        lease, result = self._keys(identity)
+        args: list[str | int] = [job_id, self.settings.lease_ms, DATA_FIELD]
+        pipe.evalsha(self._ask.sha, 3, result, lease, self.names.events, *args)
+
+    async def drop(self, identity: str, job_id: str, asked: Any) -> None:
+        """Let go of a lease an `ask_on` took, for a fetch the job will not make."""
+        if _reply(asked) == (b"lead", job_id.encode()):
+            await self._release(self._keys(identity)[0], job_id)
+
     async def fetch(
-        self, identity: str, job_id: str, fetch: Callable[[], Awaitable[Fetched]]
+        self,
+        identity: str,
+        job_id: str,
+        fetch: Callable[[], Awaitable[Fetched]],
+        asked: Any = None,
     ) -> Shared:
         """The chunk's bars: from another job's event, awaited from a fetch under way, or
-        fetched by this job (whose event, carrying `Shared.pointer`, then serves the others)."""
+        fetched by this job (whose event, carrying `Shared.pointer`, then serves the others).
+        `asked`: the reply to an `ask_on` (not an error), used as the first look."""
         lease, result = self._keys(identity)
         try:
-            leading = await self._lead_or_follow(lease, result, job_id)
+            leading = await self._lead_or_follow(lease, result, job_id, _reply(asked))
         except DISCONNECTS as error:
             log.warning("fetching chunk %s alone: Redis unreachable (%s)", identity, error)
             return Shared(await fetch(), None)
@@ -154,15 +181,19 @@ class SharedFetches:
         fetched = await self._led(lease, job_id, fetch)
         return Shared(fetched, None, Pointer(result, self.settings.result_ttl_s, lease, job_id))
 
-    async def _lead_or_follow(self, lease: str, result: str, job_id: str) -> Shared | None:
+    async def _lead_or_follow(
+        self, lease: str, result: str, job_id: str, asked: tuple[bytes, bytes] | None
+    ) -> Shared | None:
         """The leader's logged chunk, or None once this job holds the lease (after any wait)."""
         async with contextlib.AsyncExitStack() as wait:
             announced = False
             while True:
-                what, value = await self._ask(
-                    keys=[result, lease, self.names.events],
-                    args=[job_id, self.settings.lease_ms, DATA_FIELD],
-                )
+                if asked is None:
+                    asked = await self._ask(
+                        keys=[result, lease, self.names.events],
+                        args=[job_id, self.settings.lease_ms, DATA_FIELD],
+                    )
+                (what, value), asked = asked, None
                 if what == b"kept":
                     kept = self._decoded(value)
                     if kept is not None:
