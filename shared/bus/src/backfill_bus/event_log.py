@@ -130,7 +130,7 @@ class EventLog:
             logged = await self._emit_slowly(job_id, events, drafts, None)
             async with self.redis.pipeline(transaction=False) as pipe:
                 reads(pipe)
-                return logged, await pipe.execute()
+                return logged, await pipe.execute(raise_on_error=False)
         keys, args = call
         for _ in range(2):
             # By digest, not through the Script object: a pipeline holding one asks Redis
