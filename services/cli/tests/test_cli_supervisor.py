@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -188,3 +189,20 @@ def test_ctrl_c_is_an_orderly_stop_too(
     output = _stop_with(signal.SIGINT, spawn, until)
     assert re.findall(r"\| stopping (\w+)", output) == ["stubborn", "second", "first"]
     assert "KeyboardInterrupt" not in output
+
+
+def test_a_ctrl_c_passed_on_again_by_uv_run_is_still_an_orderly_stop(
+    spawn: Callable[..., Any], until: Callable[..., None]
+) -> None:
+    """`uv run` sends its child a second SIGINT about 200 ms after the terminal's: one key
+    press, so the services still get their grace period instead of SIGKILL."""
+    child = spawn([sys.executable, "-c", SUPERVISED])
+    child.wait_for_line("all started")
+    until(lambda: len(_pids(child.output)) == 3)
+    child.proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    child.proc.send_signal(signal.SIGINT)
+    assert child.wait(within_s=8) == 0, child.output
+    assert "asked again" not in child.output
+    assert "first still running" not in child.output
+    assert re.findall(r"\| (\w+) stopped", child.output)[-2:] == ["second", "first"]

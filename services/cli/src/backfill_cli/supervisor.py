@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -12,6 +13,9 @@ from typing import Self
 
 from backfill_cli.logs import LinePrinter
 from backfill_cli.processes import describe_exit, signal_group, spawn
+
+# A second SIGINT sooner than this after the first is an echo of it, not a second Ctrl-C.
+_ECHO_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Supervisor:
         self.stop_requested = asyncio.Event()
         # Set on a second stop request: stop waiting for graceful exits and kill.
         self.hurry = asyncio.Event()
+        self._stop_asked_at = 0.0
         self._runners: list[_Runner] = []
 
     async def __aenter__(self) -> Self:
@@ -83,11 +88,18 @@ class Supervisor:
         await self.shutdown()
 
     def request_stop(self, *, escalate: bool = False) -> None:
-        """Begin an orderly stop; asked again with `escalate`, kill instead of waiting."""
+        """Begin an orderly stop; asked again with `escalate`, kill instead of waiting.
+
+        A repeat within _ECHO_S of the first request is the same key press: `uv run` (how
+        ./scripts/dev starts us) passes a Ctrl-C on to its child about 200 ms after the
+        terminal already did, which killed every service at once.
+        """
+        now = time.monotonic()
         if not self.stop_requested.is_set():
             self.printer.say("stopping (Ctrl-C again to kill at once)")
             self.stop_requested.set()
-        elif escalate and not self.hurry.is_set():
+            self._stop_asked_at = now
+        elif escalate and not self.hurry.is_set() and now - self._stop_asked_at >= _ECHO_S:
             self.printer.say("asked again: killing what is still running")
             self.hurry.set()
 
