@@ -102,9 +102,6 @@ class _Run:
     limit_s: float
     deadline: float  # time.monotonic() past which the job fails as a timeout
     ack: Ack | None = None  # the job's command, acked with its success
-    # The cancel state was read since the last chunk began (or since the take, which read it):
-    # the next chunk needs no read of its own.
-    cancels_fresh: bool = True
 
     @property
     def attempt(self) -> int:
@@ -282,7 +279,6 @@ class JobRunner:
         for chunk in to_fetch:
             identity = fetch_identity(job, plan, chunk)
             asked = await self._emit_and_check(run, pending, None if job.force else identity)
-            run.cancels_fresh = False
             shared = await self._fetch_with_retries(run, chunk, identity, asked)
             if shared is None:
                 return False  # the job failed; its terminal event is on the log
@@ -444,15 +440,15 @@ class JobRunner:
         """`_emit_all`, then `_check`, in one round trip, with the sharing's first look for the
         fetch `ask` names (None: none) riding along too; returns that look's reply."""
         job = run.job
-        taken: list[Callable[[list[Any]], tuple[Any, Any]]] = []
+        take_cancels: Callable[[list[Any]], tuple[Any, Any]] | None = None
 
         def reads(pipe: Pipeline) -> None:
-            taken.append(self._queue_cancel_reads(pipe, job.job_id))
+            nonlocal take_cancels  # queued again by a retry
+            take_cancels = self._queue_cancel_reads(pipe, job.job_id)
             if ask is not None:
                 self.sharing.ask_on(pipe, ask, job.job_id)
 
         async def emit() -> list[Any]:
-            taken.clear()  # a retry queues the reads again
             _, replies = await self.events.emit_all_then_read(
                 job.job_id, job.attempt, drafts, reads
             )
@@ -461,8 +457,9 @@ class JobRunner:
         replies = await retry_on_disconnect(emit, "emitting and reading cancels")
         self._count(drafts)
         asked = replies[-1] if ask is not None else None
+        assert take_cancels is not None  # `reads` ran for the replies we have
         try:
-            flag, page = taken[-1](replies)
+            flag, page = take_cancels(replies)
             self._stop_if_asked(run, None)
             await self._stop_if_cancelled(run, flag, page)
         except BaseException:
@@ -489,7 +486,6 @@ class JobRunner:
         return taken
 
     async def _stop_if_cancelled(self, run: _Run, flag: Any, page: Any) -> None:
-        run.cancels_fresh = True
         self._stop_if_asked(run, await self._applied_cancels(run.job.job_id, page, reason_of(flag)))
 
     def _stop_if_asked(self, run: _Run, cancelled: str | None) -> None:
