@@ -203,6 +203,7 @@ class Worker:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.redis.aclose()
+        await self.runner.stored.close()
         if self.engine is not None:
             await self.engine.dispose()
 
