@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -79,10 +79,9 @@ async def load(
 
 
 async def save(conn: AsyncConnection, changes: Changes) -> None:
-    await upsert(
-        conn, jobs, [asdict(changes.jobs[j]) for j in sorted(changes.dirty_jobs)], ["job_id"]
-    )
-    chunk_rows = [asdict(changes.chunks[key]) for key in sorted(changes.dirty_chunks)]
+    job_rows = [_values(changes.jobs[j]) for j in sorted(changes.dirty_jobs)]
+    await upsert(conn, jobs, job_rows, ["job_id"])
+    chunk_rows = [_values(changes.chunks[key]) for key in sorted(changes.dirty_chunks)]
     await upsert(conn, job_chunks, chunk_rows, ["job_id", "chunk"])
     await insert_ignore(conn, job_events, changes.job_events, ["event_id"])
     await write_bars(conn, changes.bars)
@@ -92,6 +91,13 @@ async def save(conn: AsyncConnection, changes: Changes) -> None:
     await upsert(conn, workers, list(changes.workers.values()), ["worker_id"])
     if changes.cleanup_before is not None:
         await delete_finished(conn, changes.cleanup_before)
+
+
+def _values(row: JobRow | ChunkRow) -> dict[str, Any]:
+    """A row's columns, shallowly: `dataclasses.asdict` deep-copied every value (a job's
+    options too) for a statement that only reads them."""
+    names = _JOB_FIELDS if isinstance(row, JobRow) else _CHUNK_FIELDS
+    return {name: getattr(row, name) for name in names}
 
 
 async def delete_finished(conn: AsyncConnection, before: datetime) -> None:
