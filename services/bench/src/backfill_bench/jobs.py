@@ -88,9 +88,13 @@ async def wait_succeeded(
     progress = Progress(began, [])
     deadline = time.monotonic() + timeout_s
     while True:
+        # A join, not `job_id = ANY($1)`: on a table without statistics yet PostgreSQL ran that
+        # as a scan comparing every row with each id, 29 ms per poll of 1,000 ids in A2, about
+        # a third of a core taken from the stack being measured.
         rows = await conn.fetch(
-            "SELECT status, count(*) AS n, coalesce(sum(bars_stored), 0) AS bars FROM jobs"
-            " WHERE job_id = ANY($1::text[]) GROUP BY status",
+            "SELECT j.status, count(*) AS n, coalesce(sum(j.bars_stored), 0) AS bars"
+            " FROM unnest($1::text[]) AS wanted(job_id) JOIN jobs j USING (job_id)"
+            " GROUP BY j.status",
             ids,
         )
         by_status = {row["status"]: (int(row["n"]), int(row["bars"])) for row in rows}
