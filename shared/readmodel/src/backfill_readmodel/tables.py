@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    ColumnElement,
     Float,
     Index,
     Integer,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     select,
 )
 
@@ -71,9 +73,22 @@ jobs = Table(
     Index(None, "source", "submitted_at"),
     Index(None, "symbol", "submitted_at"),
     Index(None, "universe", "universe_run"),
-    # With the symbol index, what a series' earlier jobs covered (coverage.store): see 0007.
-    Index(None, "instrument"),
 )
+# What a series' earlier jobs covered (coverage.store), found in one probe: see 0010.
+Index(
+    "ix_jobs_series",
+    func.coalesce(jobs.c.instrument, jobs.c.symbol),
+    jobs.c.source,
+    jobs.c.bar_size,
+    jobs.c.price_type,
+)
+
+
+def series_symbol_of_job() -> ColumnElement[str]:
+    """The symbol of the series a job filled: its instrument (a future's local symbol), else
+    its symbol; the expression ix_jobs_series indexes."""
+    return func.coalesce(jobs.c.instrument, jobs.c.symbol)
+
 
 job_chunks = Table(
     "job_chunks",

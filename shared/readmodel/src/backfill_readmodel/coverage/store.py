@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backfill_contracts import BarSize
@@ -22,7 +22,13 @@ from backfill_readmodel.coverage.calendars import TradingCalendar, calendar_for
 from backfill_readmodel.coverage.gaps import ChunkWindow, Gap, GapKind, classify, held_slots
 from backfill_readmodel.coverage.slots import HALF_DAY, Slots, expected_slots
 from backfill_readmodel.coverage.views import CoverageView, DayView, GapView
-from backfill_readmodel.tables import bar_rows, job_chunks, jobs, series_id_of
+from backfill_readmodel.tables import (
+    bar_rows,
+    job_chunks,
+    jobs,
+    series_id_of,
+    series_symbol_of_job,
+)
 from backfill_readmodel.tables import series as series_table
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -127,11 +133,9 @@ def _chunks_of(
         )
         .join(jobs, jobs.c.job_id == job_chunks.c.job_id)
         .where(
+            # The series a job filled: its instrument, else its symbol (ix_jobs_series, 0010).
+            series_symbol_of_job() == symbol,
             jobs.c.source == source,
-            or_(
-                jobs.c.instrument == symbol,
-                and_(jobs.c.instrument.is_(None), jobs.c.symbol == symbol),
-            ),
             jobs.c.bar_size == bar_size,
             jobs.c.price_type == price_type,
             job_chunks.c.start < hi,
