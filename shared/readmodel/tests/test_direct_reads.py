@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backfill_readmodel.direct import DirectReadError, DirectReads
+from backfill_readmodel.engine import create_engine
 from backfill_readmodel.tables import jobs
 
 STARTED = select(jobs.c.started_at, func.count().over()).where(jobs.c.job_id == bindparam("job_id"))
@@ -73,8 +74,6 @@ async def test_direct_reads_answer_as_sqlalchemy_does_and_survive_a_killed_conne
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_a_database_that_cannot_be_reached_is_a_clear_error(engine: AsyncEngine) -> None:
-    from backfill_readmodel.engine import create_engine
-
     unreachable = create_engine(
         engine.url.set(port=1).render_as_string(hide_password=False),
         connect_args={"timeout": 2},
@@ -90,7 +89,5 @@ async def test_a_database_that_cannot_be_reached_is_a_clear_error(engine: AsyncE
 
 
 def test_sqlite_engines_keep_the_sqlalchemy_path() -> None:
-    from backfill_readmodel.engine import create_engine
-
     assert DirectReads.of(create_engine("sqlite+aiosqlite:///:memory:")) is None
     assert DirectReads.of(None) is None

@@ -74,20 +74,16 @@ jobs = Table(
     Index(None, "symbol", "submitted_at"),
     Index(None, "universe", "universe_run"),
 )
-# What a series' earlier jobs covered (coverage.store), found in one probe: see 0010.
-Index(
-    "ix_jobs_series",
-    func.coalesce(jobs.c.instrument, jobs.c.symbol),
-    jobs.c.source,
-    jobs.c.bar_size,
-    jobs.c.price_type,
-)
 
 
 def series_symbol_of_job() -> ColumnElement[str]:
     """The symbol of the series a job filled: its instrument (a future's local symbol), else
     its symbol; the expression ix_jobs_series indexes."""
     return func.coalesce(jobs.c.instrument, jobs.c.symbol)
+
+
+# What a series' earlier jobs covered (coverage.store), found in one probe: see 0010.
+Index("ix_jobs_series", series_symbol_of_job(), jobs.c.source, jobs.c.bar_size, jobs.c.price_type)
 
 
 job_chunks = Table(

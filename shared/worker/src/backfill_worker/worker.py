@@ -108,6 +108,7 @@ class Worker:
             settings.worker_id,
             settings.claim_idle_ms,
         )
+        self.stored = StoredData(self.engine, self.redis, self.names)
         self.runner = JobRunner(
             source,
             self.redis,
@@ -126,7 +127,7 @@ class Worker:
                 settings.announce_wait_s,
             ),
             self.metrics,
-            StoredData(self.engine, self.redis, self.names),
+            self.stored,
             SharedFetches(
                 self.redis,
                 self.names,
@@ -203,7 +204,7 @@ class Worker:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.redis.aclose()
-        await self.runner.stored.close()
+        await self.stored.close()
         if self.engine is not None:
             await self.engine.dispose()
 
