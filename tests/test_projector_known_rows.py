@@ -1,7 +1,9 @@
 """The projector folds a running job onto the rows it committed last, and reads the tables again
 whenever those rows may no longer be what the tables hold.
 
-Statements are seen as the database driver receives them (SQLAlchemy's cursor events).
+Statements are seen as the database driver receives them: SQLAlchemy's cursor events, and on
+PostgreSQL asyncpg's query loggers too (the projector runs its statements straight on asyncpg), on
+each connection checked out meanwhile.
 """
 
 from __future__ import annotations
@@ -31,16 +33,33 @@ _READS = re.compile(r"^\s*SELECT\b.*\bFROM (jobs|job_chunks)\b", re.IGNORECASE |
 def reads_of_job_rows(engine: AsyncEngine) -> Iterator[list[str]]:
     """The tables (`jobs`, `job_chunks`) of every SELECT of job rows sent meanwhile."""
     seen: list[str] = []
+    logged: list[Any] = []  # the asyncpg connections given a query logger
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def note(statement: str) -> None:
         if match := _READS.match(statement):
             seen.append(match.group(1))
 
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        note(statement)
+
+    def record_query(query: Any) -> None:
+        note(query.query)
+
+    def log_queries(dbapi_connection: Any, *_args: Any) -> None:
+        driver: Any = getattr(dbapi_connection, "driver_connection", None)
+        if hasattr(driver, "add_query_logger"):
+            driver.add_query_logger(record_query)
+            logged.append(driver)
+
     event.listen(engine.sync_engine, "before_cursor_execute", record)
+    event.listen(engine.sync_engine, "checkout", log_queries)
     try:
         yield seen
     finally:
+        event.remove(engine.sync_engine, "checkout", log_queries)
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+        for driver in logged:
+            driver.remove_query_logger(record_query)
 
 
 async def fold(projector: Projector, engine: AsyncEngine, events: list[Any]) -> None:

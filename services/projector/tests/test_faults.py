@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import asyncpg
 import pytest
 from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,7 +46,16 @@ class _PgError(Exception):
         (DBAPIError("connect", {}, _PgError("57P03")), "database"),
         (DBAPIError("connect", {}, _PgError("08006")), "database"),
         (DBAPIError("connect", {}, _PgError("53300")), "database"),
+        # Straight from asyncpg (the live projector on PostgreSQL), unwrapped.
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), "database"),
+        (asyncpg.exceptions.CannotConnectNowError("the database system is starting"), "database"),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"), "database"),
+        (asyncpg.exceptions.TooManyConnectionsError("too many clients"), "database"),
+        (asyncpg.InterfaceError("cannot perform operation: connection is closed"), "database"),
         # Bugs, or data the database refuses: retrying would fail the same way.
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), None),
+        (asyncpg.exceptions.UndefinedTableError('relation "jobs" does not exist'), None),
+        (asyncpg.InterfaceError("another operation is in progress"), None),
         (OperationalError("SELECT", {}, sqlite3.OperationalError("no such table: jobs")), None),
         (ProgrammingError("SELECT", {}, _PgError("42P01")), None),
         (IntegrityError("INSERT", {}, _PgError("23505")), None),

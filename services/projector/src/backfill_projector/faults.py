@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import asyncpg
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -48,6 +49,12 @@ def outage_of(error: BaseException) -> Outage | None:
         return "redis"  # Redis came back without our consumer group: ensure it again
     if isinstance(error, DBAPIError):
         return "database" if _database_unavailable(error) else None
+    # The live projector runs its statements straight on asyncpg (see pg_tables): its errors
+    # come unwrapped. A connection it finds closed (the server went away mid-batch) is one too.
+    if isinstance(error, asyncpg.PostgresError):
+        return "database" if _unavailable_state(error.sqlstate) else None
+    if isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error):
+        return "database"
     if isinstance(error, OSError):  # refused or reset before the driver could wrap it
         return "database"
     return None
@@ -61,7 +68,10 @@ def _database_unavailable(error: DBAPIError) -> bool:
         return any(text in message for text in _SQLITE_UNAVAILABLE)
     if isinstance(error, OperationalError):
         return True
-    state = getattr(error.orig, "sqlstate", None)
+    return _unavailable_state(getattr(error.orig, "sqlstate", None))
+
+
+def _unavailable_state(state: object) -> bool:
     return isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES)
 
 

@@ -1,12 +1,19 @@
-"""Reading and writing projection rows; the only place the projector speaks SQL."""
+"""Reading and writing projection rows; with `pg_tables`, the only place the projector speaks SQL.
+
+A batch reaches the tables through `Tables`: the few statements it needs, on one connection
+inside the caller's transaction. `SqlTables` runs them through SQLAlchemy (SQLite, and every
+call given an `AsyncConnection`); `pg_tables.PgTables` runs the same statements straight on
+asyncpg, for the live projector on PostgreSQL. What a batch writes, and in which order, is
+decided once, here (`load`, `save`, `write_position`).
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +43,62 @@ def parse_entry_id(entry_id: str) -> tuple[int, int]:
     return int(millis), int(counter or 0)
 
 
+class Tables(Protocol):
+    """The statements a batch runs, on one connection, inside the caller's transaction."""
+
+    async def read_position(self, stream: str) -> tuple[str | None, str | None]:
+        """The position and its token, locked until the transaction ends (see read_position)."""
+        ...
+
+    async def rows_where(
+        self, table: Table, column: str, values: Collection[str]
+    ) -> Sequence[Mapping[Any, Any]]:
+        """The rows of `table` whose `column` is one of `values`."""
+        ...
+
+    async def upsert(
+        self, table: Table, rows: Sequence[dict[str, Any]], key: list[str]
+    ) -> None: ...
+
+    async def insert_ignore(
+        self, table: Table, rows: Sequence[dict[str, Any]], key: list[str]
+    ) -> None: ...
+
+    async def write_bars(self, blocks: list[BarBlock]) -> None: ...
+
+    async def delete_finished(self, before: datetime) -> None: ...
+
+
+class SqlTables:
+    """`Tables` through SQLAlchemy, on any backend."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def read_position(self, stream: str) -> tuple[str | None, str | None]:
+        return await read_position(self.conn, stream)
+
+    async def rows_where(
+        self, table: Table, column: str, values: Collection[str]
+    ) -> Sequence[Mapping[Any, Any]]:
+        result = await self.conn.execute(select(table).where(table.c[column].in_(values)))
+        return result.mappings().all()
+
+    async def upsert(self, table: Table, rows: Sequence[dict[str, Any]], key: list[str]) -> None:
+        await upsert(self.conn, table, rows, key)
+
+    async def insert_ignore(
+        self, table: Table, rows: Sequence[dict[str, Any]], key: list[str]
+    ) -> None:
+        await insert_ignore(self.conn, table, rows, key)
+
+    async def write_bars(self, blocks: list[BarBlock]) -> None:
+        await write_bars(self.conn, blocks)
+
+    async def delete_finished(self, before: datetime) -> None:
+        await delete_finished(self.conn, before)
+
+
 async def read_position(conn: AsyncConnection, stream: str) -> tuple[str | None, str | None]:
     """The position and the token its commit wrote with it (None, None before any)."""
     positions = projector_positions
@@ -52,45 +115,40 @@ async def committed_position(conn: AsyncConnection, stream: str) -> str | None:
     return (await conn.execute(query)).scalar_one_or_none()
 
 
-async def write_position(conn: AsyncConnection, stream: str, last_id: str, token: str) -> None:
+async def write_position(tables: Tables, stream: str, last_id: str, token: str) -> None:
     row = {"stream": stream, "last_id": last_id, "written_by": token}
-    await upsert(conn, projector_positions, [row], ["stream"])
+    await tables.upsert(projector_positions, [row], ["stream"])
 
 
-async def load(
-    conn: AsyncConnection, changes: Changes, job_ids: set[str], worker_ids: set[str]
-) -> None:
+async def load(tables: Tables, changes: Changes, job_ids: set[str], worker_ids: set[str]) -> None:
     """Bring the rows a batch touches into memory."""
     found: set[str] = set()
     if job_ids:
-        rows = await conn.execute(select(jobs).where(jobs.c.job_id.in_(job_ids)))
-        for row in rows.mappings():
+        for row in await tables.rows_where(jobs, "job_id", job_ids):
             changes.jobs[row["job_id"]] = JobRow(**{name: row[name] for name in _JOB_FIELDS})
             found.add(row["job_id"])
     if found:  # chunks exist only for jobs that do: a batch of new jobs reads once
-        rows = await conn.execute(select(job_chunks).where(job_chunks.c.job_id.in_(found)))
-        for row in rows.mappings():
+        for row in await tables.rows_where(job_chunks, "job_id", found):
             chunk = ChunkRow(**{name: row[name] for name in _CHUNK_FIELDS})
             changes.chunks[(chunk.job_id, chunk.chunk)] = chunk
     if worker_ids:
-        rows = await conn.execute(select(workers).where(workers.c.worker_id.in_(worker_ids)))
-        for row in rows.mappings():
+        for row in await tables.rows_where(workers, "worker_id", worker_ids):
             changes.workers[row["worker_id"]] = dict(row)
 
 
-async def save(conn: AsyncConnection, changes: Changes) -> None:
+async def save(tables: Tables, changes: Changes) -> None:
     job_rows = [_values(changes.jobs[j]) for j in sorted(changes.dirty_jobs)]
-    await upsert(conn, jobs, job_rows, ["job_id"])
+    await tables.upsert(jobs, job_rows, ["job_id"])
     chunk_rows = [_values(changes.chunks[key]) for key in sorted(changes.dirty_chunks)]
-    await upsert(conn, job_chunks, chunk_rows, ["job_id", "chunk"])
-    await insert_ignore(conn, job_events, changes.job_events, ["event_id"])
-    await write_bars(conn, changes.bars)
+    await tables.upsert(job_chunks, chunk_rows, ["job_id", "chunk"])
+    await tables.insert_ignore(job_events, changes.job_events, ["event_id"])
+    await tables.write_bars(changes.bars)
     actions = {(a["source"], a["symbol"], a["ts"], a["kind"]): a for a in changes.actions}
     key = [c.name for c in corporate_actions.primary_key]
-    await upsert(conn, corporate_actions, list(actions.values()), key)
-    await upsert(conn, workers, list(changes.workers.values()), ["worker_id"])
+    await tables.upsert(corporate_actions, list(actions.values()), key)
+    await tables.upsert(workers, list(changes.workers.values()), ["worker_id"])
     if changes.cleanup_before is not None:
-        await delete_finished(conn, changes.cleanup_before)
+        await tables.delete_finished(changes.cleanup_before)
 
 
 def _values(row: JobRow | ChunkRow) -> dict[str, Any]:
@@ -130,7 +188,7 @@ async def write_bars(conn: AsyncConnection, blocks: list[BarBlock]) -> None:
     if not blocks:
         return
     if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql(_UPSERT_BLOCK, [_block_params(block) for block in blocks])
+        await conn.exec_driver_sql(UPSERT_BLOCK_SQL, [block_params(block) for block in blocks])
         return
     named = {(b.source, b.symbol, b.bar_size, b.price_type) for b in blocks}
     ids = await _series_ids(conn, named)
@@ -156,7 +214,7 @@ async def _series_ids(
     return {tuple(row[1:]): row[0] for row in await conn.execute(query)}
 
 
-def _block_params(block: BarBlock) -> tuple[Any, ...]:
+def block_params(block: BarBlock) -> tuple[Any, ...]:
     b = block.bars
     n = len(b.ts)
     # One two-dimensional array for every column (ts too: epoch seconds are exact in a float8).
@@ -206,7 +264,7 @@ found AS (
 # cost PostgreSQL half again a plain INSERT's time (2.64 vs 1.74 ms per 390-bar block, 500k-row
 # table). Safe because the projector is the only writer of bars, and one at a time (the
 # position's row lock): nothing inserts into the range between the look and the INSERT.
-_UPSERT_BLOCK = f"""
+UPSERT_BLOCK_SQL = f"""
 WITH {_SERIES.strip()}, present AS (
     SELECT EXISTS (
         SELECT 1 FROM bar_rows
