@@ -52,6 +52,7 @@ from backfill_projector.metrics import BatchTally, ProjectorMetrics
 from backfill_projector.pg_tables import PgTables
 from backfill_projector.rows import Changes
 from backfill_projector.store import SqlTables, Tables
+from backfill_readmodel.held import HeldConnection
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,7 @@ class Projector:
         self._known = KnownRows()  # the rows of the last commit, for the next batches
         # On PostgreSQL, while `run` runs, the connection every batch runs on (see _transaction).
         self._holding = False
-        self._held: AsyncConnection | None = None
-        self._driver: Any = None  # its asyncpg.Connection
+        self._held = HeldConnection(engine)
 
     @property
     def stream(self) -> str:
@@ -95,13 +95,7 @@ class Projector:
             await self._run(stop)
         finally:
             self._holding = False
-            await self._release()
-
-    async def _release(self) -> None:
-        held, self._held, self._driver = self._held, None, None
-        if held is not None:
-            with contextlib.suppress(Exception):  # a broken one: nothing more to release
-                await held.close()
+            await self._held.release()
 
     async def _run(self, stop: asyncio.Event) -> None:
         log.info("projecting %s", self.stream)
@@ -176,33 +170,13 @@ class Projector:
                 async with borrowed.transaction():
                     yield PgTables(borrowed)
             return
-        driver = await self._connection()
+        driver = await self._held.driver()
         try:
             async with driver.transaction():
                 yield PgTables(driver)
         except BaseException:
-            await self._drop()
+            await self._held.drop()
             raise
-
-    async def _connection(self) -> Any:
-        if self._driver is not None and self._driver.is_closed():
-            await self._drop()
-        if self._driver is None:
-            held = await self.engine.connect()
-            try:
-                raw = await held.get_raw_connection()
-            except BaseException:
-                await held.close()
-                raise
-            self._held, self._driver = held, raw.driver_connection
-        return self._driver
-
-    async def _drop(self) -> None:
-        held, self._held, self._driver = self._held, None, None
-        if held is not None:
-            with contextlib.suppress(Exception):  # already gone: nothing more to release
-                await held.invalidate()
-                await held.close()
 
     async def _read(self) -> list[Entry]:
         # After a restart, entries read but not acked come first (">" would skip them).

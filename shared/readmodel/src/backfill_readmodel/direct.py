@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from backfill_readmodel.held import HeldConnection
 
 # The server's errors that say the connection is gone (it shut down, say), not the statement.
 _SERVER_GONE = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
@@ -46,8 +48,7 @@ class DirectReadError(Exception):
 class DirectReads:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._held: AsyncConnection | None = None
-        self._driver: Any = None  # the held connection's asyncpg.Connection
+        self._held = HeldConnection(engine)
         self._compiled: dict[int, _Compiled] = {}
         self._lock = asyncio.Lock()  # an asyncpg connection runs one statement at a time
 
@@ -64,7 +65,7 @@ class DirectReads:
         async with self._lock:
             for last_try in (False, True):
                 try:
-                    driver = await self._connection()
+                    driver = await self._held.driver()
                 except Exception as error:  # SQLAlchemy's error or the driver's, connecting
                     raise DirectReadError(str(error) or type(error).__name__) from error
                 try:
@@ -75,14 +76,14 @@ class DirectReads:
                     broken: Exception = error
                 except Exception as error:  # the driver's or the socket's: the connection broke
                     broken = error
-                await self._drop()
+                await self._held.drop()
                 if last_try:
                     raise DirectReadError(str(broken) or type(broken).__name__) from broken
         raise AssertionError("unreachable: the last try returns or raises")
 
     async def close(self) -> None:
         async with self._lock:
-            await self._drop()
+            await self._held.drop()
 
     def _compiled_of(self, statement: ClauseElement) -> _Compiled:
         # Keyed by identity, with the statement kept so its id is never reused: callers pass
@@ -96,23 +97,3 @@ class DirectReads:
             known = _Compiled(statement, compiled.string, names, defaults)
             self._compiled[id(statement)] = known
         return known
-
-    async def _connection(self) -> Any:
-        if self._driver is None:
-            held = await self.engine.connect()
-            try:
-                raw = await held.get_raw_connection()
-            except BaseException:
-                await held.close()
-                raise
-            self._held, self._driver = held, raw.driver_connection
-        return self._driver
-
-    async def _drop(self) -> None:
-        held, self._held, self._driver = self._held, None, None
-        if held is not None:
-            try:
-                await held.invalidate()
-                await held.close()
-            except Exception:  # already gone: nothing more to release
-                pass
