@@ -26,7 +26,6 @@ from sqlalchemy import JSON, Table
 
 from backfill_projector.rows import TERMINAL_STATUSES, BarBlock
 from backfill_projector.store import UPSERT_BLOCK_SQL, block_params
-from backfill_readmodel.tables import projector_positions
 from backfill_readmodel.types import UtcDateTime
 
 Convert = Callable[[Any], Any]
@@ -40,7 +39,7 @@ class PgTables:
 
     async def read_position(self, stream: str) -> tuple[str | None, str | None]:
         # FOR UPDATE: a rebuild and the live projector never interleave (see store).
-        row = await self.driver.fetchrow(_position_sql(), stream)
+        row = await self.driver.fetchrow(_POSITION_SQL, stream)
         return (None, None) if row is None else (row[0], row[1])
 
     async def rows_where(
@@ -91,10 +90,6 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value)
-
-
 @functools.cache
 def _columns(table: Table) -> tuple[tuple[str, Convert | None], ...]:
     """Each column's name and what its SQLAlchemy type would do to a value bound to it."""
@@ -104,7 +99,7 @@ def _columns(table: Table) -> tuple[tuple[str, Convert | None], ...]:
         if isinstance(column.type, UtcDateTime):
             convert = _utc
         elif isinstance(column.type, JSON):
-            convert = _json
+            convert = json.dumps
         out.append((column.name, convert))
     return tuple(out)
 
@@ -140,12 +135,7 @@ def _rows_where_sql(table: Table, column: str) -> str:
     return f"SELECT {listed} FROM {table.name} WHERE {_quote(column)} = ANY($1::text[])"
 
 
-@functools.cache
-def _position_sql() -> str:
-    table = projector_positions
-    return f"SELECT last_id, written_by FROM {table.name} WHERE stream = $1 FOR UPDATE"
-
-
+_POSITION_SQL = "SELECT last_id, written_by FROM projector_positions WHERE stream = $1 FOR UPDATE"
 _FINISHED_IDS = "SELECT job_id FROM jobs WHERE status = ANY($1::text[]) AND finished_at < $2"
 _DELETE_FINISHED = (
     f"DELETE FROM job_events WHERE job_id IN ({_FINISHED_IDS})",

@@ -158,17 +158,11 @@ class Projector:
         pool, with its pre-ping, cost a batch 0.5 ms of CPU of its 1.55 (issue #9's A4). A
         connection PostgreSQL closed (a restart) is seen closed before it is used, and replaced;
         after any failed batch it is dropped, so the retry starts on a fresh one. A batch outside
-        `run` (a test folding the log by hand) borrows one from the pool for its transaction.
+        `run` (a test folding the log by hand) gives its connection back to the pool at once.
         """
         if self.engine.dialect.driver != "asyncpg":
             async with self.engine.begin() as conn:
                 yield SqlTables(conn)
-            return
-        if not self._holding:
-            async with self.engine.connect() as conn:
-                borrowed: Any = (await conn.get_raw_connection()).driver_connection
-                async with borrowed.transaction():
-                    yield PgTables(borrowed)
             return
         driver = await self._held.driver()
         try:
@@ -177,6 +171,9 @@ class Projector:
         except BaseException:
             await self._held.drop()
             raise
+        finally:
+            if not self._holding:  # no next batch to hold it for
+                await self._held.release()
 
     async def _read(self) -> list[Entry]:
         # After a restart, entries read but not acked come first (">" would skip them).
