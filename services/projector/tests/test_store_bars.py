@@ -60,6 +60,33 @@ async def test_a_later_block_wins_and_a_block_may_repeat_a_time(engine: AsyncEng
     ]
 
 
+async def test_a_block_out_of_time_order_is_stored_by_time(engine: AsyncEngine) -> None:
+    """Sources send bars in time order; a block that is not (a time repeated out of order
+    too) is stored the same, its last bar winning for a repeated time."""
+    shuffled = block([T0 + 120, T0, T0 + 60, T0, T0 + 180], [3.0, 1.0, 2.0, 10.0, 4.0])
+    async with engine.begin() as conn:
+        await store.write_bars(conn, [shuffled])
+        # Over the stored bars now: the upsert path gets them in order too.
+        await store.write_bars(conn, [block([T0 + 60, T0, T0 + 60], [20.0, 11.0, 21.0])])
+
+    assert await stored(engine) == [
+        ("AAPL", at(0), 11.0, None),
+        ("AAPL", at(1), 21.0, None),
+        ("AAPL", at(2), 3.0, None),
+        ("AAPL", at(3), 4.0, None),
+    ]
+
+
+def test_block_params_put_a_shuffled_block_in_time_order() -> None:
+    shuffled = block([T0 + 120, T0, T0 + 60, T0], [3.0, 1.0, 2.0, 10.0], adj=True)
+    params = store.block_params(shuffled)
+    ts, opens, *_, adj_close = params[4]
+    assert (ts, opens, adj_close) == ([T0, T0 + 60, T0 + 120], [10.0, 2.0, 3.0], [5.0, 1.0, 1.5])
+    assert params[5:] == (T0, T0 + 120)
+    ordered = block([T0, T0 + 60], [1.0, 2.0])
+    assert store.block_params(ordered)[4][0] is ordered.bars.ts  # in order: passed as it is
+
+
 async def test_writing_the_same_blocks_again_changes_nothing(engine: AsyncEngine) -> None:
     blocks = [block([T0, T0 + 60], [1.0, 2.0]), block([T0 + 60], [5.0])]
     async with engine.begin() as conn:

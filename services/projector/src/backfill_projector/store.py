@@ -10,6 +10,7 @@ decided once, here (`load`, `save`, `write_position`).
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
@@ -221,29 +222,42 @@ def block_params(block: BarBlock) -> tuple[Any, ...]:
     # asyncpg checks each element of an array against collections.abc.Iterable, a slow ABC
     # check, but of a nested array only the first row's elements. Client CPU per 390-bar block
     # went from 0.40 to 0.13 ms; the check was 14 % of the projector's samples in issue #9's A3.
-    columns = (b.ts, b.open, b.high, b.low, b.close, b.volume, b.adj_close or [None] * n)
+    columns: list[list[Any]] = [b.ts, b.open, b.high, b.low, b.close, b.volume]
+    columns.append(b.adj_close or [None] * n)
+    if not all(map(operator.lt, b.ts, b.ts[1:])):
+        columns = _in_time_order(columns)
     return (
         block.source,
         block.symbol,
         block.bar_size,
         block.price_type,
         columns,
-        min(b.ts, default=0),
-        max(b.ts, default=0),
+        columns[0][0] if n else 0,
+        columns[0][-1] if n else 0,
     )
+
+
+def _in_time_order(columns: list[list[Any]]) -> list[list[Any]]:
+    """The bars by time, one per time: the block's last for a time it repeats.
+
+    The statement needs its rows ordered and unique (an upsert may not touch a row twice).
+    Sources send them so; the rare block that is not is put right here, which spared PostgreSQL
+    a sort (DISTINCT ON) of every block: 0.08-0.14 ms of its 1.1 per 390-bar block.
+    """
+    last = {ts: index for index, ts in enumerate(columns[0])}
+    order = [last[ts] for ts in sorted(last)]
+    return [[column[index] for index in order] for column in columns]
 
 
 _BAR_VALUES = ("open", "high", "low", "close", "volume", "adj_close")
 _COLUMNS = f"series_id, ts, {', '.join(_BAR_VALUES)}"
-# DISTINCT ON keeps a block's last bar for a time it repeats: one statement may not insert a key
-# twice.
+# The block's rows, in the order block_params put them: by time, one per time.
 _BLOCK_ROWS = f"""
-SELECT DISTINCT ON (b.ts)
-    (SELECT id FROM named), to_timestamp(b.ts), {", ".join("b." + v for v in _BAR_VALUES)}
+SELECT (SELECT id FROM named), to_timestamp(b.ts), {", ".join("b." + v for v in _BAR_VALUES)}
 FROM unnest(
     ($5::float8[])[1:1], ($5::float8[])[2:2], ($5::float8[])[3:3], ($5::float8[])[4:4],
     ($5::float8[])[5:5], ($5::float8[])[6:6], ($5::float8[])[7:7]
-) WITH ORDINALITY AS b(ts, {", ".join(_BAR_VALUES)}, n)"""
+) AS b(ts, {", ".join(_BAR_VALUES)})"""
 # The block's series: its row if there is one, else a new one. The INSERT only runs when the
 # lookup found nothing, since ON CONFLICT alone would draw (and waste) an id from the sequence
 # for every block.
@@ -274,11 +288,9 @@ WITH {_SERIES.strip()}, present AS (
 ), fresh AS (
     INSERT INTO bar_rows ({_COLUMNS}){_BLOCK_ROWS}
     WHERE NOT (SELECT stored FROM present)
-    ORDER BY b.ts, b.n DESC
 )
 INSERT INTO bar_rows ({_COLUMNS}){_BLOCK_ROWS}
 WHERE (SELECT stored FROM present)
-ORDER BY b.ts, b.n DESC
 ON CONFLICT (series_id, ts) DO UPDATE SET
     {", ".join(f"{v} = EXCLUDED.{v}" for v in _BAR_VALUES)}
 WHERE ({", ".join("bar_rows." + v for v in _BAR_VALUES)})
