@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backfill_bus import EVENTS_GROUP, Names, encode, ensure_command_group, ensure_events_group
-from backfill_bus.maintenance import period_of
+from backfill_bus.maintenance import period_of, trim_events
 from backfill_cli.main import main as cli_main
 from backfill_contracts import CleanupRequested, parse_event
 from backfill_projector.maintenance import Maintenance
@@ -493,23 +493,38 @@ async def test_trimming_events_never_passes_the_projector_position(
     assert (await maintenance.run_once(NOW)).events_trimmed == 1
     assert await _ids(redis, names.events) == all_ids[1:]
 
-    # Read by the projector's group and committed, but not acked (a crash before XACK): the
-    # pending entries may be trimmed, and the projector still comes back cleanly.
+    # Read by the projector's group and committed, but not acked (a crash before XACK, or a
+    # commit not yet known to be on disk): pending entries are kept.
     read: Any = await redis.xreadgroup(EVENTS_GROUP, CONSUMER, {names.events: ">"})
     async with engine.begin() as conn:
         await projector.apply(conn, read[0][1], dead_letter_invalid=False)
     run = await maintenance.run_once(NOW)
     assert run.cleanup is None  # the same period
+    assert run.events_trimmed == 0
+    assert await _ids(redis, names.events) == all_ids[1:]
+
+    before = await snapshot(engine)
+    restarted = Projector(engine, redis, names)
+    assert await restarted.step() == 7  # the pending entries, already folded: acked
+    assert (await redis.xpending(names.events, EVENTS_GROUP))["pending"] == 0
+    assert await snapshot(engine) == before
+    run = await maintenance.run_once(NOW)
     assert run.events_trimmed == 4  # older than 7 days; the newer ones stay
     assert await _ids(redis, names.events) == all_ids[5:]
     assert await redis.xrange(names.dlq) != []
     assert await _ids(redis, names.dlq) == dlq  # never trimmed
 
-    before = await snapshot(engine)
-    restarted = Projector(engine, redis, names)
-    assert await restarted.step() == 7  # pending entries, trimmed or not, acked
-    assert (await redis.xpending(names.events, EVENTS_GROUP))["pending"] == 0
-    assert await snapshot(engine) == before
+
+async def test_trimming_events_keeps_them_all_while_the_projector_has_no_group(
+    redis: Redis, namespace: str
+) -> None:
+    """A Redis that came back without the projector's group: which entries it acked is not
+    known, so none goes until the projector has read the log again."""
+    names = Names(namespace)
+    ids = await _add_at(redis, names.events, [_days_ago(10)] * 2, heartbeat("w-1", NOW))
+
+    assert await trim_events(redis, names, older_than=_days_ago(7), projected=ids[1]) == 0
+    assert await _ids(redis, names.events) == ids
 
 
 async def test_trimming_commands_never_trims_a_pending_one(

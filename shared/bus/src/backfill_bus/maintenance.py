@@ -14,10 +14,11 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from backfill_bus.codec import encode, text
 from backfill_bus.event_log import EventLog
-from backfill_bus.names import Names
+from backfill_bus.names import EVENTS_GROUP, Names
 from backfill_contracts import DATA_FIELD, CleanupRequested, utc_now
 
 DEFAULT_RETENTION_DAYS = 7
@@ -139,11 +140,19 @@ async def trim_events(
     """Trim events older than `older_than` that the projector has folded; how many went.
 
     `projected` is the projector's committed position: the entries before it are in the
-    tables, the entry itself is kept. Nothing is trimmed while nothing is projected.
+    tables, the entry itself is kept. Nothing is trimmed while nothing is projected. Nor is
+    an entry the projector has not acked: a commit it acks later may not have reached the disk
+    yet (see the projector), and a crash that loses it has the projector fold the entry again.
     """
     if projected is None:
         return 0
     minid = min(id_at(older_than), parse_id(projected))
+    try:
+        pending: Any = await redis.xpending(names.events, EVENTS_GROUP)
+    except ResponseError:  # no log, or no group yet (a Redis that came back empty): keep all
+        return 0
+    if pending["pending"]:
+        minid = min(minid, parse_id(pending["min"]))
     trimmed: int = await redis.xtrim(names.events, minid=format_id(minid), approximate=False)
     return trimmed
 
