@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from redis.asyncio import Redis
 
-from backfill_bus import Names, body_of
+from backfill_bus import EventLog, Names, body_of
+from backfill_worker.heartbeat import Heartbeat
 from tests.support.stack import running_stack, wait_until
 
 JOB = {"source": "sim", "bar_size": "1d", "start": "2024-01-01", "end": "2024-01-10"}
@@ -56,3 +58,25 @@ async def test_a_worker_stopped_before_its_idle_beat_says_stopping_and_never_idl
         states = await _states(stack.redis, stack.names, "hb")
     last_busy = states.index(("busy", job_id))
     assert [state for state, _ in states[last_busy:]] == ["busy", "stopping", "stopped"]
+
+
+async def test_a_busy_beat_announced_later_says_its_own_job_in_order(
+    redis_url: str, namespace: str
+) -> None:
+    redis = Redis.from_url(redis_url)
+    names = Names(namespace)
+    heartbeat = Heartbeat(EventLog(redis, names, producer="hb"), "hb", "sim", interval_s=60)
+    try:
+        heartbeat.announce("busy", "J1", after_s=0.3)
+        heartbeat.announce("busy", "J2")  # at once, yet after J1's: the log keeps their order
+        await asyncio.sleep(0.1)
+        assert await _states(redis, names, "hb") == []  # the job starts before its beat goes
+        assert (heartbeat.state, heartbeat.current_job) == ("busy", "J2")  # the timed beats' say
+        await heartbeat.set("stopping")  # waits for the announced beats, then goes after them
+        assert await _states(redis, names, "hb") == [
+            ("busy", "J1"),
+            ("busy", "J2"),
+            ("stopping", None),
+        ]
+    finally:
+        await redis.aclose()

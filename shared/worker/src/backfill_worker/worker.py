@@ -57,6 +57,9 @@ from backfill_worker.stored import StoredData
 log = logging.getLogger(__name__)
 # Bounded, so a new command held meanwhile waits for at most this many older jobs.
 _TAKEOVERS_PER_CHECK = 10
+# A job's busy beat goes out this long after it is taken, once the job has (usually) started:
+# see Heartbeat.announce. Worker rows show the job that much later, which nobody sees.
+_BUSY_BEAT_AFTER_S = 0.02
 
 
 class Worker:
@@ -382,7 +385,7 @@ class Worker:
             command.end.isoformat(),
             command.attempt,
         )
-        self.heartbeat.announce("busy", command.job_id)
+        self.heartbeat.announce("busy", command.job_id, after_s=_BUSY_BEAT_AFTER_S)
         self.metrics.busy.set(1)
         try:
             result = await self.runner.run(command, held, self.claims.ack_along(entry_id))
