@@ -7,7 +7,6 @@ what the last commits wrote, and the projector's connection breaks.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backfill_bus import EVENTS_GROUP, Names, ensure_events_group
 from backfill_projector.projector import Projector
 from backfill_readmodel.tables import bar_rows, job_chunks, job_events, jobs
-from tests.support.events import append, job_life, position, wait_projected
+from tests.support.databases import end_other_connections
+from tests.support.events import append, job_life, position, running_projector, wait_projected
 from tests.support.stack import wait_until
 
 pytestmark = [
@@ -29,11 +29,6 @@ pytestmark = [
     pytest.mark.parametrize("database_url", ["postgres"], indirect=True),
 ]
 T0 = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
-# What a crash does to the projector's connection (and any other one).
-_END_THE_OTHER_CONNECTIONS = """
-SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-WHERE datname = current_database() AND pid <> pg_backend_pid()
-"""
 # What it does to the tables, when the commits it loses are all there ever were.
 _LOSE_EVERY_COMMIT = [
     "DELETE FROM job_events",
@@ -98,9 +93,7 @@ async def test_commits_a_crash_lost_are_folded_again_from_the_pending_entries(
         async with engine.begin() as conn:  # the crash, before a commit waited for the disk
             for statement in _LOSE_EVERY_COMMIT:
                 await conn.execute(text(statement))
-        async with engine.connect() as conn:
-            assert await conn.scalar(text(_END_THE_OTHER_CONNECTIONS)) >= 1
-        await asyncio.sleep(0.2)  # the closed socket reaches asyncpg
+        assert await end_other_connections(engine) >= 1  # what the crash does to them
         assert await _job_state(engine, "defer-lost") == (None, 0, 0, 0)
 
         for _ in range(5):  # it finds out, reads its pending entries again, folds them
@@ -115,11 +108,7 @@ async def test_the_running_projector_acks_everything_once_the_log_goes_quiet(
     redis: Redis, engine: AsyncEngine, namespace: str
 ) -> None:
     names = Names(namespace)
-    await ensure_events_group(redis, names)
-    projector = Projector(engine, redis, names, block_ms=50)
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
+    async with running_projector(engine, redis, names):
         for n in range(3):
             life = job_life(f"defer-run-{n}", T0, "succeeded", chunks=2)
             last = (await append(redis, names, life.events))[-1]
@@ -129,9 +118,6 @@ async def test_the_running_projector_acks_everything_once_the_log_goes_quiet(
             return await _pending(redis, names) == 0
 
         await wait_until(all_acked, 5, "every projected entry acked")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def _ids(redis: Redis, names: Names) -> list[str]:

@@ -27,7 +27,16 @@ from backfill_bus import EVENTS_GROUP, Names
 from backfill_projector.projector import Projector
 from backfill_readmodel.engine import create_engine
 from backfill_readmodel.tables import bars, job_chunks, job_events, jobs, workers
-from tests.support.events import Ending, JobLife, all_events, append, count, heartbeat, job_life
+from tests.support.events import (
+    Ending,
+    JobLife,
+    all_events,
+    append,
+    count,
+    heartbeat,
+    job_life,
+    running,
+)
 from tests.support.events import wait_projected as _wait_projected
 from tests.support.proxy import TcpProxy
 from tests.support.servers import RedisServer
@@ -66,17 +75,6 @@ def _records(caplog: pytest.LogCaptureFixture, level: int, text: str) -> list[st
         for r in caplog.records
         if r.name == LOGGER and r.levelno == level and text in r.getMessage()
     ]
-
-
-@asynccontextmanager
-async def _running(projector: Projector) -> AsyncIterator[asyncio.Task[None]]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 # --- the database goes away ---------------------------------------------------------------------
@@ -145,7 +143,7 @@ async def test_the_projector_rides_out_a_database_outage(
     before, during = _lives("before", 4), _lives("during", 5)
     async with _database_outage(database_url) as (engine, take_away, give_back):
         projector = Projector(engine, redis, names, block_ms=50, batch_size=7)
-        async with _running(projector) as task:
+        async with running(projector) as task:
             ids = await append(redis, names, all_events(*before, heartbeat("w-1", T0)))
             await _wait_projected(engine, names, ids[-1])
 
@@ -183,7 +181,7 @@ async def test_the_projector_survives_a_cut_in_the_middle_of_batches(
     lives = _lives("cut", 30)
     async with _database_outage(database_url) as (engine, take_away, give_back):
         projector = Projector(engine, redis, names, block_ms=50, batch_size=3)
-        async with _running(projector):
+        async with running(projector):
             ids = await append(redis, names, all_events(*lives))
             for _ in range(5):  # cut wherever the projector happens to be
                 await take_away()
@@ -209,7 +207,7 @@ async def test_the_projector_catches_up_after_a_redis_restart(
     writer = Redis.from_url(server.url)
     before, after = _lives("before", 4), _lives("after", 4)
     try:
-        async with _running(Projector(engine, redis, names, block_ms=50)) as task:
+        async with running(Projector(engine, redis, names, block_ms=50)) as task:
             ids = await append(writer, names, all_events(*before))
             await _wait_projected(engine, names, ids[-1])
 
@@ -244,7 +242,7 @@ async def test_the_projector_recreates_its_group_when_redis_lost_it(
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     names = Names(namespace)
     first, second = _lives("first", 2), _lives("second", 2)
-    async with _running(Projector(engine, redis, names, block_ms=50)) as task:
+    async with running(Projector(engine, redis, names, block_ms=50)) as task:
         ids = await append(redis, names, all_events(*first))
         await _wait_projected(engine, names, ids[-1])
         await redis.xgroup_destroy(names.events, EVENTS_GROUP)

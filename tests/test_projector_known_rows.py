@@ -8,7 +8,6 @@ each connection checked out meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -22,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backfill_bus import Names, ensure_events_group
 from backfill_projector.projector import Projector
 from backfill_readmodel.tables import job_chunks, jobs
-from tests.support.events import JobLife, append, job_life, position, wait_projected
+from tests.support.events import (
+    JobLife,
+    append,
+    job_life,
+    position,
+    running_projector,
+    wait_projected,
+)
 from tests.support.stack import wait_until
 
 T0 = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
@@ -142,14 +148,10 @@ async def test_a_batch_that_failed_halfway_is_folded_again_from_the_tables(
     """Folding changes the remembered rows in place; the write then fails (an outage), so
     the retry must start from the tables, not from rows that already took the event."""
     names = Names(namespace)
-    await ensure_events_group(redis, names)
-    projector = Projector(engine, redis, names, block_ms=50)
     life = _life("known-3")
     submitted, started, chunk0, *rest = life.events
 
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
+    async with running_projector(engine, redis, names):
         last = (await append(redis, names, [submitted, started]))[-1]
         await wait_projected(engine, names, last)
         async with refused_writes(engine):
@@ -159,9 +161,6 @@ async def test_a_batch_that_failed_halfway_is_folded_again_from_the_tables(
                 await wait_until(lambda: _read(reads), 20, "the batch retried from the tables")
         last = (await append(redis, names, rest))[-1]
         await wait_projected(engine, names, last)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
     await _assert_succeeded(engine, life)
 

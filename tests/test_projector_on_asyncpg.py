@@ -6,7 +6,6 @@ Against real PostgreSQL; SQLite keeps SQLAlchemy's path (`store.SqlTables`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,25 +13,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backfill_bus import Names, ensure_events_group
+from backfill_bus import Names
 from backfill_projector.pg_tables import PgTables
-from backfill_projector.projector import Projector
 from backfill_projector.store import SqlTables
 from backfill_readmodel.tables import job_events, jobs, workers
-from tests.support.events import append, heartbeat, job_life, wait_projected
+from tests.support.databases import end_other_connections
+from tests.support.events import append, heartbeat, job_life, running_projector, wait_projected
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.parametrize("database_url", ["postgres"], indirect=True),
 ]
 T0 = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
-_END_THE_OTHER_CONNECTIONS = """
-SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-WHERE datname = current_database() AND pid <> pg_backend_pid()
-"""
 
 
 def _job(job_id: str, **changed: Any) -> dict[str, Any]:
@@ -98,17 +93,10 @@ async def test_a_held_connection_the_server_closed_is_replaced_without_an_outage
     redis: Redis, engine: AsyncEngine, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     names = Names(namespace)
-    await ensure_events_group(redis, names)
-    projector = Projector(engine, redis, names, block_ms=50)
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
+    async with running_projector(engine, redis, names):
         last = (await append(redis, names, [heartbeat("w-held", T0)]))[-1]
         await wait_projected(engine, names, last)
-        async with engine.connect() as conn:  # what a PostgreSQL restart does to them
-            ended = await conn.scalar(text(_END_THE_OTHER_CONNECTIONS))
-        assert ended >= 1  # the projector's, and any the pool keeps
-        await asyncio.sleep(0.2)  # the closed socket reaches asyncpg
+        assert await end_other_connections(engine) >= 1  # the projector's, and the pool's
         with caplog.at_level(logging.WARNING, logger="backfill_projector"):
             life = job_life("pg-held", T0, "succeeded", chunks=2)
             last = (await append(redis, names, life.events))[-1]
@@ -118,6 +106,3 @@ async def test_a_held_connection_the_server_closed_is_replaced_without_an_outage
             status = await conn.scalar(select(jobs.c.status).where(jobs.c.job_id == "pg-held"))
             beat = await conn.scalar(select(workers.c.state).where(workers.c.worker_id == "w-held"))
         assert (status, beat) == ("succeeded", "idle")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)

@@ -3,6 +3,9 @@ must leave, so tests can append a log and assert exact tables without running a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -11,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backfill_bus import Names, encode
+from backfill_bus import Names, encode, ensure_events_group
 from backfill_contracts import (
     BarBatch,
     BarSize,
@@ -27,6 +30,7 @@ from backfill_contracts import (
     Outcome,
     WorkerHeartbeat,
 )
+from backfill_projector.projector import Projector
 from backfill_readmodel import monitoring
 from backfill_readmodel.tables import projector_positions
 from tests.support.stack import wait_until
@@ -157,6 +161,29 @@ async def append(redis: Redis, names: Names, events: list[Any]) -> list[str]:
         entry_id: Any = await redis.xadd(names.events, encode(event))
         ids.append(entry_id.decode())
     return ids
+
+
+@contextlib.asynccontextmanager
+async def running(projector: Projector) -> AsyncIterator[asyncio.Task[None]]:
+    """`projector.run` for the block (its task), stopped after it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(projector.run(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def running_projector(
+    engine: AsyncEngine, redis: Redis, names: Names
+) -> AsyncIterator[Projector]:
+    """A projector of `names`' log, running for the block."""
+    await ensure_events_group(redis, names)
+    projector = Projector(engine, redis, names, block_ms=50)
+    async with running(projector):
+        yield projector
 
 
 async def position(engine: AsyncEngine, names: Names) -> str | None:
