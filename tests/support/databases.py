@@ -22,6 +22,12 @@ def asyncpg_dsn(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_END_THE_OTHER_CONNECTIONS = """
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+"""
+
+
 async def end_other_connections(engine: AsyncEngine) -> int:
     """What a PostgreSQL restart does to every connection to the database but the caller's:
     end them (the projector's held one, any the pools keep); how many were ended."""
@@ -29,12 +35,6 @@ async def end_other_connections(engine: AsyncEngine) -> int:
         ended = await conn.scalar(text(_END_THE_OTHER_CONNECTIONS))
     await asyncio.sleep(0.2)  # the closed sockets reach their clients
     return int(ended)
-
-
-_END_THE_OTHER_CONNECTIONS = """
-SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-WHERE datname = current_database() AND pid <> pg_backend_pid()
-"""
 
 
 class PostgresDatabases:

@@ -8,7 +8,7 @@ the position moves past it.
 While `run` runs on PostgreSQL, a batch commits without waiting for its WAL to reach the disk
 (`synchronous_commit = off`: readers see it at once, and the projector goes on to the next
 batch), and its entries are acked only once a later commit on the same connection waited for
-the disk: when the log goes quiet, or every `flush_every_s` under load. Until then they stay
+the disk: when the log goes quiet, or every `FLUSH_EVERY_S` under load. Until then they stay
 pending, so a PostgreSQL crash that loses such commits loses no event: the connection breaks,
 and the projector reads its pending entries again and folds those the position no longer covers.
 Waiting for the disk was 1.2 of a batch's 7.5 ms in issue #9's A4 (a chunk's progress waits on
@@ -218,6 +218,8 @@ class Projector:
         connection PostgreSQL closed (a restart) is seen closed before it is used, and replaced;
         after any failed batch it is dropped, so the retry starts on a fresh one. A batch outside
         `run` (a test folding the log by hand) gives its connection back to the pool at once.
+        Not `durable`: the commit does not wait for the disk, and the entries it folded wait in
+        `_unflushed` (see the module's docstring).
         """
         if self.engine.dialect.driver != "asyncpg":
             async with self.engine.begin() as conn:

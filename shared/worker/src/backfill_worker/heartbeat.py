@@ -113,7 +113,8 @@ class Heartbeat:
             async with self._sending:
                 await self.beat(said)
         except Exception:
-            log.warning("heartbeat (%s) failed", self.state, exc_info=True)
+            state = said[0] if said is not None else self.state  # the state the beat said
+            log.warning("heartbeat (%s) failed", state, exc_info=True)
 
     async def _settle(self) -> None:
         if self._announced is not None:
