@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from backfill_bus import Names, body_of
-from backfill_bus.event_log import Ack, Draft, EventLog, Note, Pointer
+from backfill_bus.event_log import Ack, Draft, EventLog, Note, Pin, PinRefused, Pointer
 from backfill_contracts import BarSize, JobEvent, JobSubmitted, JobSucceeded, parse_event
 
 
@@ -251,6 +251,41 @@ async def test_the_slow_path_sets_pointers_too(
     entries: Any = await redis.xrange(names.events)
     assert await redis.get(f"{namespace}p:c") == entries[-1][0]
     await redis.delete(f"{namespace}p:c")
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["script", "slow path"])
+async def test_events_with_a_pin_go_out_only_while_it_holds_and_no_chunk_is_done(
+    redis: Redis, namespace: str, monkeypatch: pytest.MonkeyPatch, slow: bool
+) -> None:
+    """A worker's start sets its plan's pin: refused, it emits nothing and learns what Redis
+    holds (the reads riding along still answer)."""
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    if slow:
+        monkeypatch.setattr("backfill_bus.event_log._SEQ_TEXT", b"not in any body")
+    key, done = f"{namespace}job-1:plan", f"{namespace}job-1:chunks_done"
+    start = [Draft(JobSucceeded, {"chunks": 1, "bars": 0})]
+
+    async def emit(value: str) -> tuple[list[JobEvent], list[Any]]:
+        return await log.emit_all_then_read(
+            "job-1", 1, start, lambda pipe: pipe.xlen(names.events), Pin(key, value, done)
+        )
+
+    await redis.script_flush()  # as after a Redis restart: the script loads itself again
+    first, replies = await emit("[[1, 2]]")  # unset: set, and the events go out
+    assert ([e.seq for e in first], replies) == ([1], [1])
+    again, _ = await emit("[[1, 2]]")  # a retry of the same start: still holds
+    assert [e.seq for e in again] == [2]
+    with pytest.raises(PinRefused) as other:
+        await emit("[[3, 4]]")
+    assert (other.value.pinned, other.value.done) == (b"[[1, 2]]", {})
+    await redis.hset(done, "0:1:2", 390)
+    with pytest.raises(PinRefused) as resumed:
+        await emit("[[1, 2]]")
+    assert (resumed.value.pinned, resumed.value.done) == (b"[[1, 2]]", {b"0:1:2": b"390"})
+    assert resumed.value.replies == ([] if slow else [2])  # the slow path pins before reading
+    assert [e.seq for e in await logged(redis, names)] == [1, 2]
+    assert await redis.ttl(key) > 86400
 
 
 def test_a_note_needs_a_field() -> None:

@@ -280,3 +280,64 @@ async def test_a_full_job_whose_pin_redis_lost_keeps_its_whole_plan(
         assert job["progress"]["bars_stored"] >= 6 * 390
         coverage = (await stack.api.get("/api/v1/coverage", params=WEEK)).json()
         assert (coverage["count"], coverage["gaps"]) == (6 * 390, [])
+
+
+def _window(day: int) -> list[int]:
+    start = int(datetime(2024, 1, day, tzinfo=UTC).timestamp())
+    return [start, start + 86400]
+
+
+async def _run_raw(stack: Stack, job_id: str, **job: Any) -> dict[str, Any]:
+    """Run a job published straight onto the stream, under an id the test chose."""
+    command = {"type": "collect_bars", "job_id": job_id, **WEEK, **job}
+    await stack.redis.xadd(stack.names.command_stream("sim"), {"__data__": json.dumps(command)})
+    done = await stack.wait_job(job_id)
+    assert done["status"] == "succeeded", done
+    return done
+
+
+async def _starts_and_leases(stack: Stack, job_id: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    events = (await stack.api.get(f"/api/v1/jobs/{job_id}/events")).json()
+    starts = [e["data"] for e in events if e["type"] == "job.started"]
+    leases = [key async for key in stack.redis.scan_iter(f"{stack.names.namespace}*:lease")]
+    return starts, leases
+
+
+async def test_a_full_job_with_chunks_done_resumes_after_them_and_holds_no_lease(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    """A redelivered job (its plan pinned, its first chunk done) whose start carried the pin:
+    the start does not go out as a fresh one, the job resumes after its done chunk, and the
+    lease its first look took for that chunk is let go, not left to lapse."""
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        await stack.start_worker(f"{namespace}w", source=sim)
+        job_id = f"{namespace}resumed"
+        days = [_window(d) for d in (1, 2, 3)]
+        await stack.redis.set(stack.names.job_key(job_id, "plan"), json.dumps(days))
+        done_key = stack.names.job_key(job_id, "chunks_done")
+        await stack.redis.hset(done_key, f"0:{days[0][0]}:{days[0][1]}", 390)
+
+        await _run_raw(stack, job_id, start="2024-01-01", end="2024-01-04")
+
+        assert sim.taken() == [_day(2), _day(3)]
+        starts, leases = await _starts_and_leases(stack, job_id)
+        assert [(len(s["chunks"]), s["resumed_chunks"]) for s in starts] == [(3, [0])]
+        assert leases == []
+
+
+async def test_a_full_job_follows_the_plan_another_delivery_pinned(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        await stack.start_worker(f"{namespace}w", source=sim)
+        job_id = f"{namespace}follower"
+        await stack.redis.set(stack.names.job_key(job_id, "plan"), json.dumps([_window(2)]))
+
+        await _run_raw(stack, job_id, start="2024-01-01", end="2024-01-04")
+
+        assert sim.taken() == [_day(2)]
+        starts, leases = await _starts_and_leases(stack, job_id)
+        assert [(len(s["chunks"]), s["skipped_chunks"]) for s in starts] == [(1, 2)]
+        assert leases == []

@@ -60,6 +60,21 @@ for i = 0, tonumber(ARGV[ack + 2]) - 1 do
 end
 return seqs
 """
+# The emit above, but only if a pin holds: the key KEYS[#KEYS - 1] is set to ARGV[#ARGV] unless
+# it is set already, and the events go out only if it then holds that value and no checkpoint
+# hash (KEYS[#KEYS]) exists. Else nothing is emitted and the reply is {'pinned', the key's value,
+# the hash's fields and values}. A worker pins its plan with its start event this way, one round
+# trip instead of two (see Pin). The extra keys and argument come last, so the emit's own
+# positions stay as they are.
+_PIN_FIRST = """
+local pin, done, wanted = KEYS[#KEYS - 1], KEYS[#KEYS], ARGV[#ARGV]
+redis.call('SET', pin, wanted, 'NX', 'EX', ARGV[1])
+local pinned = redis.call('GET', pin)
+if pinned ~= wanted or redis.call('EXISTS', done) == 1 then
+  return {'pinned', pinned, redis.call('HGETALL', done)}
+end
+"""
+_EMIT_PINNED = _PIN_FIRST + _EMIT
 # A seq no job reaches, written into the body where the real one goes.
 _SEQ_PLACEHOLDER = 987_654_321_987_654
 _SEQ_TEXT = f'"seq":{_SEQ_PLACEHOLDER}'.encode()
@@ -71,6 +86,7 @@ class EventLog:
         self.names = names
         self.producer = producer
         self._emit = redis.register_script(_EMIT)
+        self._emit_pinned = redis.register_script(_EMIT_PINNED)
 
     async def next_seq(self, job_id: str) -> int:
         """The job's next sequence number, shared by every producer of its events (API, workers)."""
@@ -119,33 +135,54 @@ class EventLog:
         attempt: int,
         drafts: Sequence[Draft],
         reads: Callable[[Pipeline], object],
+        pin: Pin | None = None,
     ) -> tuple[list[JobEvent], list[Any]]:
         """`emit_all`, then the commands `reads` queues on a pipeline, in the same round trip:
         their replies (in queued order) see the events on the log. A reply may be the error
         its command met (the events are on the log all the same): the caller judges it. A
-        worker's cancel check and its ask for the next chunk ride with a chunk's event."""
+        worker's cancel check and its ask for the next chunk ride with a chunk's event.
+
+        `pin`: the events go out only if it holds (see Pin); else PinRefused is raised, with
+        the replies to `reads`, which ran all the same."""
         events = self._events(job_id, attempt, drafts)
         call = self._script_call(events, job_id, drafts, None)
         if call is None:
+            if pin is not None:
+                await self._pin_slowly(pin)
             logged = await self._emit_slowly(job_id, events, drafts, None)
             async with self.redis.pipeline(transaction=False) as pipe:
                 reads(pipe)
                 return logged, await pipe.execute(raise_on_error=False)
         keys, args = call
+        script, source = (self._emit, _EMIT) if pin is None else (self._emit_pinned, _EMIT_PINNED)
+        if pin is not None:
+            keys, args = [*keys, pin.key, pin.done_key], [*args, pin.value]
         for _ in range(2):
             # By digest, not through the Script object: a pipeline holding one asks Redis
             # whether it knows the script first, a round trip of its own on every execute.
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.evalsha(self._emit.sha, len(keys), *keys, *args)
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
                 reads(pipe)
                 seqs, *replies = await pipe.execute(raise_on_error=False)
             if isinstance(seqs, NoScriptError):  # a restarted or flushed Redis: nothing ran
-                self._emit.sha = await self.redis.script_load(_EMIT)
+                script.sha = await self.redis.script_load(source)
                 continue
             if isinstance(seqs, Exception):
                 raise seqs
+            if seqs and seqs[0] == b"pinned":
+                raise PinRefused(seqs[1], _hash_of(seqs[2]), replies)
             return _sequenced(events, seqs), replies
         raise RuntimeError("Redis forgot the emit script as soon as it was loaded")
+
+    async def _pin_slowly(self, pin: Pin) -> None:
+        """The pin's check without the script (see `_emit_slowly`)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(pin.key, pin.value, nx=True, ex=JOB_KEY_TTL_S)
+            pipe.get(pin.key)
+            pipe.hgetall(pin.done_key)
+            _, pinned, done = await pipe.execute()
+        if pinned is None or text(pinned) != pin.value or done:
+            raise PinRefused(pinned, done, [])
 
     def _events(self, job_id: str, attempt: int, drafts: Sequence[Draft]) -> list[JobEvent]:
         return [
@@ -218,6 +255,11 @@ class EventLog:
         return sequenced
 
 
+def _hash_of(fields_and_values: list[bytes]) -> dict[bytes, bytes]:
+    """A hash as HGETALL inside a script gives it (a flat list), as redis-py gives it."""
+    return dict(zip(fields_and_values[::2], fields_and_values[1::2], strict=True))
+
+
 def _sequenced(events: list[JobEvent], seqs: Any) -> list[JobEvent]:
     return [e.model_copy(update={"seq": int(s)}) for e, s in zip(events, seqs, strict=True)]
 
@@ -244,6 +286,35 @@ class Pointer:
     ttl_s: int
     lease: str
     holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A value for `key`, set unless the key holds one, with events that go out only if it then
+    holds this value and `done_key` (a job's checkpoints) does not exist.
+
+    A worker pins a job's planned chunks so that every later delivery resumes the same ones
+    (backfill_worker.stored); for a plan that needs no look at Redis first, it sets the pin
+    with the start event. A pin set before (by another delivery) or chunks done already (this
+    job is resumed) stop the start: PinRefused says what Redis holds, and the worker starts
+    again from that.
+    """
+
+    key: str
+    value: str
+    done_key: str
+
+
+class PinRefused(Exception):
+    """A pin did not hold, and nothing was emitted: the key's value (None: unset, and still so
+    after the SET only if it expired in between) and the checkpoint hash's fields and values;
+    `replies`: to the reads that rode along (see `EventLog.emit_all_then_read`)."""
+
+    def __init__(self, pinned: bytes | None, done: dict[bytes, bytes], replies: list[Any]) -> None:
+        super().__init__("the pin is not this plan's, or the job has chunks done")
+        self.pinned = pinned
+        self.done = done
+        self.replies = replies
 
 
 @dataclass(frozen=True, slots=True)

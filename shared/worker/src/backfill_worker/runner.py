@@ -32,7 +32,7 @@ from backfill_bus import (
     reason_of,
     take_ownership,
 )
-from backfill_bus.event_log import Ack, Draft
+from backfill_bus.event_log import Ack, Draft, Pin, PinRefused
 from backfill_contracts import (
     ChunkCollected,
     ChunkFailed,
@@ -62,8 +62,8 @@ from backfill_worker.metrics import WorkerMetrics
 from backfill_worker.resilience import retry_on_disconnect
 from backfill_worker.retry import RetryPolicy
 from backfill_worker.sharing import Shared, SharedFetches, fetch_identity
-from backfill_worker.source import Fetched, FetchRequest, Plan, Source, SourceError
-from backfill_worker.stored import StoredData
+from backfill_worker.source import Fetched, FetchRequest, Source, SourceError
+from backfill_worker.stored import Narrowed, StoredData
 from backfill_worker.waits import current_reporter
 
 log = logging.getLogger(__name__)
@@ -159,15 +159,17 @@ class JobRunner:
             self._stop_if_asked(run, cancel_reason)
             nothing = partial(self.stored.without_planning, job, self.source)
             plan_or_none = await self._watched(run, nothing, None, None)
-            checkpoints: dict[bytes, bytes] | None = None
             if plan_or_none is None:
                 plan = await self._watched(run, partial(self.source.plan, job), None, None)
                 narrow = partial(self.stored.narrowed, job, plan, ahead)
                 narrowed = await self._watched(run, narrow, None, None)
-                plan, checkpoints = narrowed.plan, narrowed.checkpoints
             else:
-                plan = plan_or_none
-            if await self._collect(run, plan, checkpoints):
+                narrowed = Narrowed(plan_or_none)
+            try:
+                collected = await self._collect(run, narrowed)
+            except PinRefused as refused:  # pinned by an earlier delivery, maybe under way
+                collected = await self._collect(run, self.stored.resumed(narrowed, refused))
+            if collected:
                 return RunResult.ACKED
         except SourceError as error:
             await self._emit(JobFailed, job, outcome=error.outcome, message=error.message)
@@ -251,13 +253,15 @@ class JobRunner:
             universe_run=job.universe_run,
         )
 
-    async def _collect(self, run: _Run, plan: Plan, read: dict[bytes, bytes] | None = None) -> bool:
-        """Fetch the plan's chunks not done yet (`read`: the checkpoints, if read already).
+    async def _collect(self, run: _Run, narrowed: Narrowed) -> bool:
+        """Fetch the plan's chunks not done yet (the checkpoints: as read with the plan, if
+        they were).
 
         True: the job succeeded, and its command was acked with that (see `run`). The last
-        chunk's event goes out with the success, in one round trip.
+        chunk's event goes out with the success, in one round trip. PinRefused: the plan's
+        pin, set with the start event, did not hold; nothing was emitted (see Narrowed).
         """
-        job = run.job
+        job, plan, read = run.job, narrowed.plan, narrowed.checkpoints
         checkpoints = Checkpoints(self.redis, self.names, job.job_id)
         done = await self._redis(lambda: checkpoints.done(plan.chunks, read), "reading checkpoints")
         started = Draft(
@@ -276,9 +280,11 @@ class JobRunner:
         # Each fetch's event goes out with the look before the next fetch (cancels, and the
         # next chunk's lease): the start with the first, one round trip between chunks.
         pending: list[Draft] = [started]
+        pin = narrowed.pin  # set with the start, so only with the first chunk's look
         for chunk in to_fetch:
             identity = fetch_identity(job, plan, chunk)
-            asked = await self._emit_and_check(run, pending, None if job.force else identity)
+            asked = await self._emit_and_check(run, pending, None if job.force else identity, pin)
+            pin = None
             shared = await self._fetch_with_retries(run, chunk, identity, asked)
             if shared is None:
                 return False  # the job failed; its terminal event is on the log
@@ -304,6 +310,7 @@ class JobRunner:
             ]
             bars_total += len(bars)
         success = Draft(JobSucceeded, {"chunks": len(plan.chunks), "bars": bars_total})
+        assert pin is None or not plan.chunks, "a pinned plan's start goes with its first look"
         await self._emit_all(job, [*pending, success], run.ack)
         return run.ack is not None
 
@@ -436,9 +443,14 @@ class JobRunner:
         flag, page = await self._redis(read, "reading cancels")
         await self._stop_if_cancelled(run, flag, page)
 
-    async def _emit_and_check(self, run: _Run, drafts: list[Draft], ask: str | None) -> Any:
+    async def _emit_and_check(
+        self, run: _Run, drafts: list[Draft], ask: str | None, pin: Pin | None = None
+    ) -> Any:
         """`_emit_all`, then `_check`, in one round trip, with the sharing's first look for the
-        fetch `ask` names (None: none) riding along too; returns that look's reply."""
+        fetch `ask` names (None: none) riding along too; returns that look's reply.
+
+        `pin`: the drafts go out only if it holds; else PinRefused, and the look's lease (for a
+        chunk the job may not fetch first, or at all) is let go."""
         job = run.job
         take_cancels: Callable[[list[Any]], tuple[Any, Any]] | None = None
 
@@ -450,11 +462,17 @@ class JobRunner:
 
         async def emit() -> list[Any]:
             _, replies = await self.events.emit_all_then_read(
-                job.job_id, job.attempt, drafts, reads
+                job.job_id, job.attempt, drafts, reads, pin
             )
             return replies
 
-        replies = await retry_on_disconnect(emit, "emitting and reading cancels")
+        try:
+            replies = await retry_on_disconnect(emit, "emitting and reading cancels")
+        except PinRefused as refused:
+            if ask is not None:
+                asked = refused.replies[-1] if refused.replies else None  # None: not asked
+                await self.sharing.drop(ask, job.job_id, asked)
+            raise
         self._count(drafts)
         asked = replies[-1] if ask is not None else None
         assert take_cancels is not None  # `reads` ran for the replies we have

@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backfill_bus import Names
-from backfill_bus.event_log import JOB_KEY_TTL_S
+from backfill_bus.event_log import JOB_KEY_TTL_S, Pin, PinRefused
 from backfill_contracts import ChunkSpec, CollectBars, JobMode, Outcome
 from backfill_readmodel.coverage import GapKind, RangeTooLargeError, Series, calendar_for, held
 from backfill_readmodel.coverage.store import (
@@ -106,9 +106,14 @@ class StoredData:
         done_key = self.names.job_key(job.job_id, "chunks_done")  # see Narrowed
         if await self._stands_whole(job, plan, ahead):
             # The common case, a range nobody collected: whatever a pin or checkpoints say, the
-            # plan to pin is the whole plan, so pinning it needs no look first. One round trip.
+            # plan to pin is the whole plan, so pinning it needs no look first. The pin is set
+            # with the start event, which goes out only if it holds and no chunk is done: else
+            # the runner resumes from what Redis holds (`resumed`). No round trip of its own.
+            pin = _pin_of(plan.chunks)
+            if plan.chunks:
+                return Narrowed(_narrowed_to(plan, pin), {}, Pin(key, pin, done_key))
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, _pin_of(plan.chunks), nx=True, ex=JOB_KEY_TTL_S)
+                pipe.set(key, pin, nx=True, ex=JOB_KEY_TTL_S)
                 pipe.get(key)  # another delivery may have pinned first
                 pipe.hgetall(done_key)
                 _, pinned, checkpoints = await pipe.execute()
@@ -127,6 +132,13 @@ class StoredData:
                 pipe.get(key)  # another delivery may have pinned first
                 _, pinned = await pipe.execute()
         return Narrowed(_narrowed_to(plan, pinned), checkpoints)
+
+    @staticmethod
+    def resumed(narrowed: Narrowed, refused: PinRefused) -> Narrowed:
+        """What a job resumes when its `Narrowed.pin` did not hold: the chunks an earlier
+        delivery of it pinned, with the checkpoints of those it collected."""
+        pinned = refused.pinned if refused.pinned is not None else narrowed.pin_value
+        return Narrowed(_narrowed_to(narrowed.plan, pinned), refused.done)
 
     async def _stands_whole(self, job: CollectBars, plan: Plan, ahead: Ahead | None) -> bool:
         """Whether the look-ahead found that this full job's whole plan stands (see look_ahead).
@@ -232,10 +244,17 @@ class Narrowed:
 
     The job is this worker's by then (taken), so nothing marks a checkpoint in between: the
     runner resumes from these without reading them again, one round trip fewer per job.
+    `pin`: not pinned yet; the plan and the checkpoints (none) hold only if this pin holds
+    when it is set with the job's start event (see backfill_bus.event_log.Pin).
     """
 
     plan: Plan
     checkpoints: dict[bytes, bytes] | None = None
+    pin: Pin | None = None
+
+    @property
+    def pin_value(self) -> str:
+        return self.pin.value if self.pin is not None else _pin_of(self.plan.chunks)
 
 
 @dataclass(frozen=True, slots=True)
