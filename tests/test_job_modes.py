@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,17 @@ class CountingSim(SimSource):
         return windows
 
 
+@contextlib.asynccontextmanager
+async def counting_stack(
+    redis_url: str, database_url: str, namespace: str
+) -> AsyncIterator[tuple[Stack, CountingSim]]:
+    """A stack with one worker, of a sim that counts what it is asked."""
+    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
+        sim = CountingSim()
+        await stack.start_worker(f"{namespace}w", source=sim)
+        yield stack, sim
+
+
 async def _run(stack: Stack, **job: Any) -> dict[str, Any]:
     job_id = await stack.submit(**{**WEEK, **job})
     done = await stack.wait_job(job_id)
@@ -56,9 +69,7 @@ def _day(day: int) -> tuple[str, str]:
 async def test_fill_gaps_plans_only_the_missing_days_and_then_nothing(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        sim = CountingSim()
-        await stack.start_worker(f"{namespace}w", source=sim)
+    async with counting_stack(redis_url, database_url, namespace) as (stack, sim):
         await _run(stack, start="2024-01-08", end="2024-01-10")
         assert sim.taken() == [_day(8), _day(9)]
 
@@ -95,9 +106,7 @@ async def test_fill_gaps_plans_only_the_missing_days_and_then_nothing(
 async def test_a_hole_is_refetched_only_when_forced_and_only_the_hole(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        sim = CountingSim()
-        await stack.start_worker(f"{namespace}w", source=sim)
+    async with counting_stack(redis_url, database_url, namespace) as (stack, sim):
         await _run(stack, start="2024-01-08", end="2024-01-10")
         sim.taken()
         async with stack.engine.begin() as conn:
@@ -118,9 +127,7 @@ async def test_a_hole_is_refetched_only_when_forced_and_only_the_hole(
 async def test_top_up_collects_after_the_last_bar_and_then_nothing(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        sim = CountingSim()
-        await stack.start_worker(f"{namespace}w", source=sim)
+    async with counting_stack(redis_url, database_url, namespace) as (stack, sim):
         await _run(stack, start="2024-01-08", end="2024-01-10")
         sim.taken()
         # From the 1st: what lies before the last stored bar is not top_up's business.
@@ -134,9 +141,7 @@ async def test_top_up_collects_after_the_last_bar_and_then_nothing(
 async def test_a_raw_xadd_fill_gaps_works_without_the_api(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        sim = CountingSim()
-        await stack.start_worker(f"{namespace}w", source=sim)
+    async with counting_stack(redis_url, database_url, namespace) as (stack, sim):
         await _run(stack, start="2024-01-08", end="2024-01-10")
         sim.taken()
         command = {
@@ -217,9 +222,7 @@ async def test_an_unreadable_database_costs_full_jobs_nothing_but_their_savings(
 async def test_a_universe_run_as_top_up_asks_the_source_nothing_new(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        sim = CountingSim()
-        await stack.start_worker(f"{namespace}w", source=sim)
+    async with counting_stack(redis_url, database_url, namespace) as (stack, sim):
         universe = {
             "name": "daily", "source": "sim", "symbols": ["UA", "UB"], "bar_sizes": ["1d"],
             "start": "2024-01-01", "end": "2024-02-01",
@@ -309,9 +312,7 @@ async def test_a_full_job_with_chunks_done_resumes_after_them_and_holds_no_lease
     """A redelivered job (its plan pinned, its first chunk done) whose start carried the pin:
     the start does not go out as a fresh one, the job resumes after its done chunk, and the
     lease its first look took for that chunk is let go, not left to lapse."""
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        sim = CountingSim()
-        await stack.start_worker(f"{namespace}w", source=sim)
+    async with counting_stack(redis_url, database_url, namespace) as (stack, sim):
         job_id = f"{namespace}resumed"
         days = [_window(d) for d in (1, 2, 3)]
         await stack.redis.set(stack.names.job_key(job_id, "plan"), json.dumps(days))
@@ -329,9 +330,7 @@ async def test_a_full_job_with_chunks_done_resumes_after_them_and_holds_no_lease
 async def test_a_full_job_follows_the_plan_another_delivery_pinned(
     redis_url: str, database_url: str, namespace: str
 ) -> None:
-    async with running_stack(redis_url, database_url, namespace, with_worker=False) as stack:
-        sim = CountingSim()
-        await stack.start_worker(f"{namespace}w", source=sim)
+    async with counting_stack(redis_url, database_url, namespace) as (stack, sim):
         job_id = f"{namespace}follower"
         await stack.redis.set(stack.names.job_key(job_id, "plan"), json.dumps([_window(2)]))
 
