@@ -288,6 +288,37 @@ async def test_events_with_a_pin_go_out_only_while_it_holds_and_no_chunk_is_done
     assert await redis.ttl(key) > 86400
 
 
+@pytest.mark.parametrize("slow", [False, True], ids=["script", "slow path"])
+async def test_an_ending_with_a_pin_is_acked_only_while_it_holds(
+    redis: Redis, namespace: str, monkeypatch: pytest.MonkeyPatch, slow: bool
+) -> None:
+    """A plan with no chunk pins itself with the start and the success, which end the job: a
+    refused pin sends neither, and leaves the command pending for the plan that holds."""
+    names = Names(namespace)
+    log = EventLog(redis, names, "worker")
+    if slow:
+        monkeypatch.setattr("backfill_bus.event_log._SEQ_TEXT", b"not in any body")
+    key, done = f"{namespace}job-1:plan", f"{namespace}job-1:chunks_done"
+    ack = await read_command(redis, names)
+    ending = [Draft(JobSucceeded, {"chunks": 0, "bars": 0})]
+    await redis.set(key, "[[1, 2]]")  # another delivery pinned a plan of its own first
+
+    with pytest.raises(PinRefused) as refused:
+        await log.emit_all("job-1", 1, ending, ack, Pin(key, "[]", done))
+    assert (refused.value.pinned, refused.value.done, refused.value.replies) == (
+        b"[[1, 2]]",
+        {},
+        [],
+    )
+    pending: Any = await redis.xpending(ack.stream, ack.group)
+    assert (await logged(redis, names), pending["pending"]) == ([], 1)
+
+    (event,) = await log.emit_all("job-1", 1, ending, ack, Pin(key, "[[1, 2]]", done))
+    pending = await redis.xpending(ack.stream, ack.group)
+    assert (event.seq, pending["pending"]) == (1, 0)
+    assert [e.seq for e in await logged(redis, names)] == [1]
+
+
 def test_a_note_needs_a_field() -> None:
     with pytest.raises(ValueError, match="field"):
         Note("key", "", 1)

@@ -340,3 +340,23 @@ async def test_a_full_job_follows_the_plan_another_delivery_pinned(
         starts, leases = await _starts_and_leases(stack, job_id)
         assert [(len(s["chunks"]), s["skipped_chunks"]) for s in starts] == [(1, 2)]
         assert leases == []
+
+
+async def test_a_full_job_with_no_chunk_pins_its_empty_plan_with_its_ending(
+    redis_url: str, database_url: str, namespace: str
+) -> None:
+    """A weekend of minute bars plans no chunk: the start and the success go out in one step
+    that pins the empty plan, and a plan another delivery pinned first is followed instead."""
+    weekend = {"start": "2024-01-06", "end": "2024-01-08"}
+    async with counting_stack(redis_url, database_url, namespace) as (stack, sim):
+        alone = f"{namespace}weekend"
+        done = await _run_raw(stack, alone, **weekend)
+        assert (done["progress"]["chunks_total"], sim.taken()) == (0, [])
+        assert await stack.redis.get(stack.names.job_key(alone, "plan")) == b"[]"
+
+        follower = f"{namespace}follower"
+        await stack.redis.set(stack.names.job_key(follower, "plan"), json.dumps([_window(2)]))
+        done = await _run_raw(stack, follower, **weekend)
+        assert (done["progress"]["chunks_total"], sim.taken()) == (1, [_day(2)])
+        starts, leases = await _starts_and_leases(stack, follower)
+        assert ([len(s["chunks"]) for s in starts], leases) == ([1], [])

@@ -117,16 +117,30 @@ class EventLog:
         return cast(E, event)
 
     async def emit_all(
-        self, job_id: str, attempt: int, drafts: Sequence[Draft], ack: Ack | None = None
+        self,
+        job_id: str,
+        attempt: int,
+        drafts: Sequence[Draft],
+        ack: Ack | None = None,
+        pin: Pin | None = None,
     ) -> list[JobEvent]:
         """Append the drafts' events, in order, with their notes and then `ack`, atomically in
-        one round trip; returns the events as logged (seq included)."""
+        one round trip; returns the events as logged (seq included).
+
+        `pin`: the events (and the ack) go out only if it holds (see Pin); else PinRefused."""
         events = self._events(job_id, attempt, drafts)
         call = self._script_call(events, job_id, drafts, ack)
         if call is None:
+            if pin is not None:
+                await self._pin_slowly(pin)
             return await self._emit_slowly(job_id, events, drafts, ack)
         keys, args = call
-        seqs: Any = await self._emit(keys=keys, args=args)
+        if pin is None:
+            seqs: Any = await self._emit(keys=keys, args=args)
+        else:
+            keys, args = _pinned(keys, args, pin)
+            seqs = await self._emit_pinned(keys=keys, args=args)
+            _raise_if_refused(seqs, [])
         return _sequenced(events, seqs)
 
     async def emit_all_then_read(
@@ -156,7 +170,7 @@ class EventLog:
         keys, args = call
         script, source = (self._emit, _EMIT) if pin is None else (self._emit_pinned, _EMIT_PINNED)
         if pin is not None:
-            keys, args = [*keys, pin.key, pin.done_key], [*args, pin.value]
+            keys, args = _pinned(keys, args, pin)
         for _ in range(2):
             # By digest, not through the Script object: a pipeline holding one asks Redis
             # whether it knows the script first, a round trip of its own on every execute.
@@ -169,8 +183,7 @@ class EventLog:
                 continue
             if isinstance(seqs, Exception):
                 raise seqs
-            if seqs and seqs[0] == b"pinned":
-                raise PinRefused(seqs[1], _hash_of(seqs[2]), replies)
+            _raise_if_refused(seqs, replies)
             return _sequenced(events, seqs), replies
         raise RuntimeError("Redis forgot the emit script as soon as it was loaded")
 
@@ -255,9 +268,17 @@ class EventLog:
         return sequenced
 
 
-def _hash_of(fields_and_values: list[bytes]) -> dict[bytes, bytes]:
-    """A hash as HGETALL inside a script gives it (a flat list), as redis-py gives it."""
-    return dict(zip(fields_and_values[::2], fields_and_values[1::2], strict=True))
+def _pinned(keys: list[Any], args: list[Any], pin: Pin) -> tuple[list[Any], list[Any]]:
+    """The emit script's keys and arguments, for _EMIT_PINNED (its extras come last)."""
+    return [*keys, pin.key, pin.done_key], [*args, pin.value]
+
+
+def _raise_if_refused(reply: Any, replies: list[Any]) -> None:
+    """PinRefused if _EMIT_PINNED answered that its pin did not hold (nothing went out)."""
+    if reply and reply[0] == b"pinned":
+        fields_and_values = reply[2]  # HGETALL inside a script: a flat list
+        done = dict(zip(fields_and_values[::2], fields_and_values[1::2], strict=True))
+        raise PinRefused(reply[1], done, replies)
 
 
 def _sequenced(events: list[JobEvent], seqs: Any) -> list[JobEvent]:

@@ -310,8 +310,8 @@ class JobRunner:
             ]
             bars_total += len(bars)
         success = Draft(JobSucceeded, {"chunks": len(plan.chunks), "bars": bars_total})
-        assert pin is None or not plan.chunks, "a pinned plan's start goes with its first look"
-        await self._emit_all(job, [*pending, success], run.ack)
+        # No chunk to fetch: the plan's pin, if any, goes with the start and the success.
+        await self._emit_all(job, [*pending, success], run.ack, pin)
         return run.ack is not None
 
     async def _fetch_with_retries(
@@ -522,10 +522,10 @@ class JobRunner:
         return cast(E, event)
 
     async def _emit_all(
-        self, job: CollectBars, drafts: list[Draft], ack: Ack | None = None
+        self, job: CollectBars, drafts: list[Draft], ack: Ack | None = None, pin: Pin | None = None
     ) -> list[JobEvent]:
         async def emit() -> list[JobEvent]:
-            return await self.events.emit_all(job.job_id, job.attempt, drafts, ack)
+            return await self.events.emit_all(job.job_id, job.attempt, drafts, ack, pin)
 
         what = " and ".join(draft.event_type.__name__ for draft in drafts)
         events = await retry_on_disconnect(emit, f"emitting {what}")

@@ -110,14 +110,7 @@ class StoredData:
             # with the start event, which goes out only if it holds and no chunk is done: else
             # the runner resumes from what Redis holds (`resumed`). No round trip of its own.
             pin = _pin_of(plan.chunks)
-            if plan.chunks:
-                return Narrowed(_narrowed_to(plan, pin), {}, Pin(key, pin, done_key))
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, pin, nx=True, ex=JOB_KEY_TTL_S)
-                pipe.get(key)  # another delivery may have pinned first
-                pipe.hgetall(done_key)
-                _, pinned, checkpoints = await pipe.execute()
-            return Narrowed(_narrowed_to(plan, pinned), checkpoints)
+            return Narrowed(_narrowed_to(plan, pin), {}, Pin(key, pin, done_key))
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             pipe.get(key)
             pipe.hgetall(done_key)
@@ -137,7 +130,9 @@ class StoredData:
     def resumed(narrowed: Narrowed, refused: PinRefused) -> Narrowed:
         """What a job resumes when its `Narrowed.pin` did not hold: the chunks an earlier
         delivery of it pinned, with the checkpoints of those it collected."""
-        pinned = refused.pinned if refused.pinned is not None else narrowed.pin_value
+        assert narrowed.pin is not None, "only a plan with a pin is refused"
+        # Unset: the key was gone again at once (see PinRefused); this plan is as good as any.
+        pinned = refused.pinned if refused.pinned is not None else narrowed.pin.value
         return Narrowed(_narrowed_to(narrowed.plan, pinned), refused.done)
 
     async def _stands_whole(self, job: CollectBars, plan: Plan, ahead: Ahead | None) -> bool:
@@ -251,10 +246,6 @@ class Narrowed:
     plan: Plan
     checkpoints: dict[bytes, bytes] | None = None
     pin: Pin | None = None
-
-    @property
-    def pin_value(self) -> str:
-        return self.pin.value if self.pin is not None else _pin_of(self.plan.chunks)
 
 
 @dataclass(frozen=True, slots=True)
