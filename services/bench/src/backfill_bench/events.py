@@ -2,7 +2,8 @@
 
 A plain XREAD from the tip (no consumer group: nothing is taken from the projector). Only the
 few fields needed are decoded (a chunk's bars are not validated): `ts` is the UTC time its
-producer stamped on the event, on this machine's clock.
+producer stamped on the event, on this machine's clock; the entry's id gives the time Redis
+appended it (milliseconds, on the same machine's clock).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class EventWatcher:
         self.redis: Redis = Redis.from_url(redis_url)
         self.names = names
         self.types = frozenset(types)
-        # Epoch seconds of each event's `ts`.
+        # Epoch seconds of each event's `ts`, and of its entry's id (when it reached the log).
         self.stamped: dict[Key, float] = {}
+        self.logged: dict[Key, float] = {}
         self._changed = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -70,10 +72,10 @@ class EventWatcher:
             for _stream, entries in answer or ():
                 for entry_id, fields in entries:
                     last = entry_id.decode()
-                    self._note(fields)
+                    self._note(last, fields)
             self._changed.set()
 
-    def _note(self, fields: dict[bytes, bytes]) -> None:
+    def _note(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
         head: dict[bytes, bytes] = {}
         for match in _FIELD.finditer(body_of(fields)[:HEAD]):
             name, value, chunk_name, chunk = match.groups()
@@ -87,3 +89,4 @@ class EventWatcher:
         chunk = int(head[b"chunk"]) if b"chunk" in head else -1
         key = (kind, head.get(b"job_id", b"").decode(), chunk)
         self.stamped[key] = datetime.fromisoformat(head[b"ts"].decode()).timestamp()
+        self.logged[key] = int(entry_id.partition("-")[0]) / 1000
