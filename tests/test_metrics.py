@@ -10,16 +10,21 @@ import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backfill_bus import ensure_command_group
+from backfill_bus import Names, encode, ensure_command_group, ensure_events_group
 from backfill_bus.metrics import MetricsPortInUseError, MetricsServer, new_registry
-from backfill_projector.metrics import metrics_server
+from backfill_projector.metrics import ProjectorMetrics, metrics_server
+from backfill_projector.projector import Projector
 from backfill_sim import SimSource
 from backfill_worker import Worker, WorkerSettings
+from tests.support.events import append, heartbeat, running, wait_projected
 from tests.support.stack import Stack, running_stack, wait_until
 from tests.test_source_waits import WaitingSim
 
@@ -155,6 +160,9 @@ async def test_metrics_of_api_projector_and_worker_follow_a_job(
         chunk_events = value(seen, "backfill_projector_events_total", type="chunk.collected")
         assert chunk_events == chunks
         assert value(seen, "backfill_projector_batch_seconds_count") is not None
+        lagged = value(seen, "backfill_projector_lag_seconds_count")  # heartbeats are events too
+        assert lagged is not None
+        assert lagged >= chunks
 
         seen = await until_scraped(
             lambda: scrape_api(stack),
@@ -191,6 +199,31 @@ async def test_metrics_of_api_projector_and_worker_follow_a_job(
             "the API shows the dead letter",
         )
         assert value(seen, "backfill_stream_length", stream=commands) == 2
+
+
+async def test_the_projectors_lag_is_each_events_age_on_the_log_when_committed(
+    redis: Redis, engine: AsyncEngine, namespace: str
+) -> None:
+    names = Names(namespace)
+    await ensure_events_group(redis, names)
+    now = datetime.now(UTC)
+    # One entry appended (by its id) a minute ago, one now: a projector catching up folds both.
+    minute_ago = int(now.timestamp() * 1000) - 60_000
+    await redis.xadd(names.events, encode(heartbeat("w-old", now)), id=f"{minute_ago}-0")
+    (last,) = await append(redis, names, [heartbeat("w-new", now)])
+    metrics = ProjectorMetrics()
+    async with running(Projector(engine, redis, names, block_ms=50, metrics=metrics)):
+        await wait_projected(engine, names, last)
+
+    def lag(sample: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(f"backfill_projector_lag_seconds_{sample}", labels)
+
+    assert lag("count") == 2
+    assert lag("bucket", le="30.0") == 1  # the fresh one, within its batch's commit
+    assert lag("bucket", le="300.0") == 2
+    total = lag("sum")
+    assert total is not None
+    assert 60 <= total < 90
 
 
 async def test_the_projector_counts_what_it_dead_letters(

@@ -1,4 +1,4 @@
-"""What the projector counts: bars stored, events folded, batch time, dead letters.
+"""What the projector counts: bars stored, events folded, batch time, lag, dead letters.
 
 Counted per committed batch from a tally the fold loop keeps (a dict update per chunk event,
 never per bar), so a batch rolled back by an outage and read again is counted once.
@@ -6,6 +6,7 @@ never per bar), so a batch rolled back by an outage and read again is counted on
 
 from __future__ import annotations
 
+import time
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
@@ -22,16 +23,19 @@ from backfill_bus.metrics import (
 )
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 
 @dataclass(slots=True)
 class BatchTally:
-    """What one batch folded: bars by source, events by type, and the jobs it first saw."""
+    """What one batch folded: bars by source, events by type, and the jobs it first saw; and
+    when each entry it moved past was appended to the log (its id's milliseconds)."""
 
     bars: Tally[str] = field(default_factory=Tally)
     events: Tally[str] = field(default_factory=Tally)
     dead_letters: int = 0
     new_jobs: list[str] = field(default_factory=list)
+    logged_ms: list[int] = field(default_factory=list)
 
 
 class ProjectorMetrics:
@@ -56,6 +60,14 @@ class ProjectorMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        # How stale the tables are: what the console and the API show lags the log by this.
+        # Against Redis's clock (entry ids), so hosts' clocks must agree (NTP) for it to hold.
+        self.lag_seconds = Histogram(
+            "backfill_projector_lag_seconds",
+            "Time from an event's entry on the log to the commit of the batch that folded it",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.dead_letters = dead_letters(r)
         self.refresh_errors = refresh_errors(r)
 
@@ -67,6 +79,9 @@ class ProjectorMetrics:
         if tally.dead_letters:
             self.dead_letters.labels(stream).inc(tally.dead_letters)
         self.batch_seconds.observe(seconds)
+        now_ms = time.time() * 1000
+        for logged_ms in tally.logged_ms:
+            self.lag_seconds.observe(max(0.0, now_ms - logged_ms) / 1000)
 
 
 def metrics_server(

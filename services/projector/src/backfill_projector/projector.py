@@ -283,9 +283,12 @@ class Projector:
         last_id = position
         for raw_id, fields in entries:
             entry_id = raw_id.decode()
-            if store.parse_entry_id(entry_id) <= done:
+            logged = store.parse_entry_id(entry_id)
+            if logged <= done:
                 continue  # already folded: a redelivery after a crash, or a rebuild raced us
             last_id = entry_id
+            if tally is not None:
+                tally.logged_ms.append(logged[0])
             try:
                 events.append((entry_id, parse_event(body_of(fields))))
             except ValidationError as error:
