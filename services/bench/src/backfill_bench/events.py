@@ -18,6 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from backfill_bus import Names, body_of
+from backfill_bus.maintenance import parse_id
 
 Key = tuple[str, str, int]  # (event type, job id, chunk index or -1)
 # The envelope and job fields come first in every event's JSON (pydantic keeps the declaration
@@ -89,4 +90,4 @@ class EventWatcher:
         chunk = int(head[b"chunk"]) if b"chunk" in head else -1
         key = (kind, head.get(b"job_id", b"").decode(), chunk)
         self.stamped[key] = datetime.fromisoformat(head[b"ts"].decode()).timestamp()
-        self.logged[key] = int(entry_id.partition("-")[0]) / 1000
+        self.logged[key] = parse_id(entry_id)[0] / 1000
