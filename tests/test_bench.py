@@ -20,7 +20,7 @@ from tests.support.servers import postgres_admin_url, postgres_required
 
 pytestmark = pytest.mark.postgres
 
-WORKLOADS = ("F1", "F2", "A1-redis", "A1-http", "A2", "A3", "A4", "A5", "A7", "A6")
+WORKLOADS = ("F1", "F2", "A1-redis", "A1-http", "A2", "A3", "A4", "A5", "A7", "A6", "C1", "C2")
 CHROMIUM = Path("/usr/bin/chromium")
 BUDGET_S = 420  # under three minutes on an idle 2-core machine; slack for a busy one
 
@@ -74,5 +74,8 @@ def test_the_quick_bench_measures_every_workload(tmp_path: Path) -> None:
 
     a3 = found["A3"]["runs"][0]["notes"]
     assert a3 == {"jobs": 4, "chunks_per_job": 10, "bars_in_table": 4 * 10 * 390}
+    # Celery's reference rows did the same work as A1's and A2's jobs: their bars are stored.
+    assert found["C1"]["runs"][0]["notes"] == {"jobs": 30, "bars_in_table": 30 * 390}
+    assert found["C2"]["runs"][0]["notes"] == {"jobs": 200, "bars_in_table": 200 * 390}
     for chart in ("latency-cdf.png", "throughput.png", "memory.png"):
         assert (tmp_path / chart).stat().st_size > 10_000, chart

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from backfill_bench.results import Workload
 from backfill_bench.stats import ecdf
 
-LATENCY_IDS = ("F1", "A1-redis", "A1-http", "A4", "A5")
+LATENCY_IDS = ("F1", "A1-redis", "A1-http", "C1", "A4", "A5")
 
 
 def _by_id(workloads: Sequence[Workload]) -> dict[str, Workload]:

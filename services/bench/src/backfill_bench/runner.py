@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from backfill_bench import (
+    celery_baseline,
     console,
     dispatch,
     floors,
@@ -111,7 +112,35 @@ async def workloads(ctx: Context, only: frozenset[str] = frozenset()) -> list[Wo
         done.append(await repeat(memory.workload(note), runs, lambda n: memory.run(ctx, n)))
     if wanted("A6"):
         done.append(await _read(ctx))
+    celery = [w for w in _celery_workloads(sizes) if wanted(w.id)]
+    if celery:
+        done.extend(await _celery(ctx, celery))
     return done
+
+
+def _celery_workloads(sizes: Sizes) -> list[Workload]:
+    return [
+        celery_baseline.dispatch_workload(
+            f"{sizes.dispatch_jobs} one-chunk jobs at {sizes.dispatch_rate:g}/s"
+        ),
+        celery_baseline.throughput_workload(
+            f"{sizes.throughput_jobs} jobs x 1 chunk x 390 bars, {sizes.workers} pool processes"
+        ),
+    ]
+
+
+async def _celery(ctx: Context, wanted: list[Workload]) -> list[Workload]:
+    """The issue's Celery column, measured here: after ours, its own worker only meanwhile."""
+    runs = {"C1": celery_baseline.dispatch, "C2": celery_baseline.throughput}
+    try:
+        async with celery_baseline.CeleryBaseline(ctx) as celery:
+            for workload in wanted:
+                await repeat(workload, ctx.sizes.runs, partial(runs[workload.id], celery))
+    except Exception as error:  # Celery's worker would not start
+        for workload in wanted:
+            workload.skipped = workload.skipped or f"error: {type(error).__name__}: {error}"[:300]
+        say(f"Celery: error: {type(error).__name__}: {error}")
+    return wanted
 
 
 async def _console(ctx: Context) -> Workload:
