@@ -53,3 +53,24 @@ def ecdf(samples: Sequence[float]) -> tuple[list[float], list[float]]:
     ordered = sorted(samples)
     count = len(ordered)
     return ordered, [(index + 1) / count for index in range(count)]
+
+
+def window_growth_pct(samples: Sequence[tuple[float, float]], window_s: float) -> float:
+    """Growth of a sampled level over a soak, in percent: the median of the samples in its
+    last `window_s` seconds against the median of those in its first (samples: (seconds,
+    value), in time order).
+
+    A process's RSS saws up and down with its work (issue #9's projector: 15-20 MB within every
+    minute of A3's load), so its first and last samples alone compare wherever the saw was at
+    those two moments: that read 10 % in a soak whose lowest samples rose by 1 %. A level that
+    keeps rising (a leak) still shows, by the whole rise minus at most one window's share.
+    """
+    if not samples:
+        raise ValueError("no samples")
+    if window_s <= 0:
+        raise ValueError(f"window must be positive: {window_s}")
+    began, ended = samples[0][0], samples[-1][0]
+    first = [value for at, value in samples if at < began + window_s]
+    last = [value for at, value in samples if at > ended - window_s]
+    before = statistics.median(first)
+    return (statistics.median(last) - before) / before * 100
