@@ -62,8 +62,9 @@ def window_growth_pct(samples: Sequence[tuple[float, float]], window_s: float) -
 
     A process's RSS saws up and down with its work (issue #9's projector: 15-20 MB within every
     minute of A3's load), so its first and last samples alone compare wherever the saw was at
-    those two moments: that read 10 % in a soak whose lowest samples rose by 1 %. A level that
-    keeps rising (a leak) still shows, by the whole rise minus at most one window's share.
+    those two moments: they read +10.6 % in a soak whose first and last minutes' medians
+    differ by -0.35 %. A level that keeps rising (a leak) still shows, by the whole rise minus
+    at most one window's share.
     """
     if not samples:
         raise ValueError("no samples")
